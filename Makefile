@@ -1,0 +1,31 @@
+# Everything runs from .venv; the first target that needs it creates it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	cd sample_site && ../$(BIN)/hyper2web serve public --port 5000
+
+test: $(STAMP)
+	$(BIN)/ruff check hyper2web hyper2web_cli tests
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check hyper2web hyper2web_cli tests
+
+format: $(STAMP)
+	$(BIN)/ruff format hyper2web hyper2web_cli tests
+	$(BIN)/ruff check --fix hyper2web hyper2web_cli tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,234 @@
+"""``App``: routes, static files and the server, behind the original Hyper2Web API.
+
+    from hyper2web import app
+
+    async def top10_api(request, response):
+        await response.send(b"some data")
+
+    app = app.App(port=5000)
+    app.get("top10", top10_api)
+    app.up()
+
+The App binds ``localhost`` by default, not ``0.0.0.0``: a development server shows work in
+progress and runs handler code, so it is reachable from this machine only unless asked
+(``address="0.0.0.0"`` still works, e.g. to try a phone on the same network).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .certs import CERT_NAME, KEY_NAME, write_certificates
+from .exceptions import HTTPError, ServerError, StreamClosed
+from .http import Request, Response
+from .router import Handler, Router
+from .server.h2 import ConnectionConfig
+from .server.listener import Server
+from .server.tls import make_ssl_context
+from .static import StaticFiles, send_error_page
+
+log = logging.getLogger("hyper2web")
+access_log = logging.getLogger("hyper2web.access")
+
+STATIC_METHODS = ("GET", "HEAD")
+
+
+class App:
+    """A web application: register handlers, then call ``up()`` to serve.
+
+    ``root`` is the folder of static files, served for every GET/HEAD no route claims when
+    ``auto_serve_static_file`` is true; ``default_file`` answers for ``/`` and folders.
+    ``certfile``/``keyfile`` name the TLS pair; the defaults are the original names in the
+    working directory, created there on first ``up()`` when missing.
+    """
+
+    def __init__(
+        self,
+        address: str = "localhost",
+        port: int = 5000,
+        root: str | os.PathLike[str] = "./public",
+        auto_serve_static_file: bool = True,
+        default_file: str = "index.html",
+        router: Callable[..., Router] = Router,
+        *,
+        certfile: str | os.PathLike[str] = CERT_NAME,
+        keyfile: str | os.PathLike[str] = KEY_NAME,
+        max_body_size: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.root = os.fspath(root)
+        self.auto_serve_static_file = auto_serve_static_file
+        self.default_file = default_file
+        self.router = router()
+        self.certfile = os.fspath(certfile)
+        self.keyfile = os.fspath(keyfile)
+        self.max_body_size = max_body_size
+        self.static: StaticFiles | None = None
+        self.server: Server | None = None
+
+    # -- registering handlers ----------------------------------------------------------------
+
+    def route(self, method: str, route: str, handler: Handler | None = None) -> Any:
+        """Register ``handler`` for ``method`` on ``route``; without a handler, a decorator."""
+        if handler is None:
+            def decorator(func: Handler) -> Handler:
+                self.router.register(method, route, func)
+                return func
+            return decorator
+        self.router.register(method, route, handler)
+        return handler
+
+    def get(self, route: str, handler: Handler | None = None) -> Any:
+        """Register a GET handler (it answers HEAD too). ``route`` may hold ``{name}``."""
+        return self.route("GET", route, handler)
+
+    def post(self, route: str, handler: Handler | None = None) -> Any:
+        """Register a POST handler; the body is in ``request.stream.data``."""
+        return self.route("POST", route, handler)
+
+    def put(self, route: str, handler: Handler | None = None) -> Any:
+        """Register a PUT handler."""
+        return self.route("PUT", route, handler)
+
+    def patch(self, route: str, handler: Handler | None = None) -> Any:
+        """Register a PATCH handler."""
+        return self.route("PATCH", route, handler)
+
+    def delete(self, route: str, handler: Handler | None = None) -> Any:
+        """Register a DELETE handler."""
+        return self.route("DELETE", route, handler)
+
+    # -- answering requests ------------------------------------------------------------------
+
+    async def handle(self, request: Request, response: Response) -> None:
+        """Answer one request: a route's handler, else a static file, else 404/405."""
+        started = time.perf_counter()
+        try:
+            await self._answer(request, response)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info("%s %s %d %dB %.1fms", request.method, request.raw_path,
+                                response.status, response.bytes_sent,
+                                (time.perf_counter() - started) * 1000)
+
+    async def _answer(self, request: Request, response: Response) -> None:
+        match = self.router.resolve(request.method, request.path)
+        if match.handler is not None:
+            request.para = match.params
+            await self._call(match.handler, request, response)
+            return
+        if match.allowed:
+            response.set_header("allow", ", ".join(match.allowed))
+            await send_error_page(response, 405)
+            return
+        if self.static is None and self.auto_serve_static_file:
+            self.static = StaticFiles(self.root, self.default_file)
+        if self.static is None:
+            await send_error_page(response, 404)
+        elif request.method in STATIC_METHODS:
+            await self.static.serve(request, response)
+        else:
+            response.set_header("allow", ", ".join(STATIC_METHODS))
+            await send_error_page(response, 405)
+
+    async def _call(self, handler: Handler, request: Request, response: Response) -> None:
+        """Run a user's handler; its mistakes become a 500 and one log line, never a crash."""
+        name = getattr(handler, "__qualname__", repr(handler))
+        try:
+            await handler(request, response)
+        except StreamClosed:
+            raise
+        except HTTPError as exc:
+            if response.started:
+                raise
+            await send_error_page(response, exc.status, exc.message)
+            return
+        except Exception:
+            log.exception("handler %s failed on %s %s", name, request.method, request.path)
+            if response.started:
+                raise StreamClosed("handler failed after its response started") from None
+            response.headers.clear()
+            await send_error_page(response, 500)
+            return
+        if not response.started:
+            log.error("handler %s returned without sending a response to %s %s", name,
+                      request.method, request.path)
+            await send_error_page(response, 500, f"{name} sent no response")
+        elif not response.finished:
+            await response.end()
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def make_server(self) -> Server:
+        """Check the folder and certificates, bind the port; raises ``ServerError``."""
+        if self.auto_serve_static_file and not os.path.isdir(self.root):
+            raise ServerError(f"folder not found: {self.root}")
+        self.static = StaticFiles(self.root, self.default_file) \
+            if self.auto_serve_static_file else None
+        ssl_context = make_ssl_context(self.certfile, self.keyfile)
+        config = ConnectionConfig(max_body_size=self.max_body_size)
+        self.server = Server(self.handle, ssl_context, self.address, self.port, config=config)
+        self.server.bind()
+        self.port = self.server.port
+        return self.server
+
+    def ensure_certificates(self) -> bool:
+        """Create the certificate pair when neither file exists; True when created."""
+        if os.path.exists(self.certfile) or os.path.exists(self.keyfile):
+            return False
+        folder = os.path.dirname(os.path.abspath(self.certfile))
+        cert, key = write_certificates(folder, [self.address])
+        if os.fspath(cert) != os.path.abspath(self.certfile):
+            os.replace(cert, self.certfile)
+        if os.fspath(key) != os.path.abspath(self.keyfile):
+            os.replace(key, self.keyfile)
+        return True
+
+    @property
+    def url(self) -> str:
+        """The https URL a browser on this machine opens."""
+        host = self.address
+        if host in ("0.0.0.0", "::", ""):
+            host = "localhost"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"https://{host}:{self.port}/"
+
+    def up(self, ready: Callable[[App], None] | None = None) -> None:
+        """Start serving and block until Ctrl+C or SIGTERM. Call it after registering routes."""
+        if not logging.getLogger().handlers and not log.handlers:
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
+        try:
+            if self.ensure_certificates():
+                log.info("created a self-signed certificate: %s and %s",
+                         self.certfile, self.keyfile)
+            server = self.make_server()
+        except ServerError as exc:
+            log.error("hyper2web: %s", exc)
+            raise SystemExit(1) from None
+
+        def on_ready(_: Server) -> None:
+            log.info("serving %s at %s (Ctrl+C to stop)", self.root, self.url)
+            if ready is not None:
+                ready(self)
+
+        server.run(on_ready)
+
+    def shutdown(self) -> None:
+        """Stop a running ``up()``; safe from another thread or a signal handler."""
+        if self.server is not None:
+            self.server.request_shutdown()
+
+
+def _main() -> None:  # pragma: no cover - ``python -m hyper2web.app``
+    App().up()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main())

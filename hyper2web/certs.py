@@ -1,0 +1,110 @@
+"""Self-signed certificates for local HTTPS, made with ``cryptography``.
+
+HTTP/2 in a browser needs TLS, so the server must always have a certificate. The original
+framework shipped fixed key files; here a fresh EC P-256 pair is made per machine, named as
+the original ones (``localhost.crt.pem``, ``localhost.key``), for localhost, 127.0.0.1, ::1
+and any extra host, with the key written mode 0600.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CERT_NAME = "localhost.crt.pem"
+KEY_NAME = "localhost.key"
+DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+# Browsers reject leaf certificates valid for longer than 825 days.
+VALIDITY_DAYS = 825
+
+
+def _san_entry(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def hosts_with_defaults(hosts: Iterable[str] = ()) -> list[str]:
+    """The default hosts plus ``hosts``, in order, without duplicates or wildcards binds."""
+    result: list[str] = []
+    for host in (*DEFAULT_HOSTS, *hosts):
+        if host and host not in ("0.0.0.0", "::") and host not in result:
+            result.append(host)
+    return result
+
+
+def make_self_signed(hosts: Iterable[str] = (), days: int = VALIDITY_DAYS) -> tuple[bytes, bytes]:
+    """A new ``(certificate PEM, private key PEM)`` for ``hosts`` plus the defaults."""
+    names = hosts_with_defaults(hosts)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "hyper2web development certificate"),
+        x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+    ])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=min(days, VALIDITY_DAYS)))
+        .add_extension(x509.SubjectAlternativeName([_san_entry(h) for h in names]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False,
+            crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert_pem, key_pem
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret so that only its owner can read it, even if the file existed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)
+
+
+def write_certificates(directory: str | os.PathLike[str], hosts: Iterable[str] = ()
+                       ) -> tuple[Path, Path]:
+    """Create ``localhost.crt.pem`` and ``localhost.key`` in ``directory``; returns both paths."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_pem, key_pem = make_self_signed(hosts)
+    cert_path, key_path = folder / CERT_NAME, folder / KEY_NAME
+    write_private(key_path, key_pem)
+    cert_path.write_bytes(cert_pem)
+    return cert_path, key_path
+
+
+def certificate_hosts(cert_path: str | os.PathLike[str]) -> list[str]:
+    """The DNS names and IP addresses a PEM certificate is valid for."""
+    cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(v) for v in san.get_values_for_type(x509.DNSName)] + [
+        str(v) for v in san.get_values_for_type(x509.IPAddress)]

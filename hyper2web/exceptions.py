@@ -1,0 +1,47 @@
+"""Exceptions of hyper2web.
+
+The original names (``DifferentStreamIdException``, ``RouteNotRegisteredException``) are kept
+so code written for the original framework still imports them.
+"""
+
+from __future__ import annotations
+
+
+class Hyper2WebError(Exception):
+    """Base class of every error hyper2web raises on purpose."""
+
+
+class HTTPError(Hyper2WebError):
+    """Raise inside a handler to answer with ``status`` and a short text body."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+
+
+class StreamClosed(Hyper2WebError):
+    """The peer reset the stream or closed the connection; nothing more can be sent."""
+
+
+class ResponseAlreadySent(Hyper2WebError):
+    """A handler tried to send a second response on the same stream."""
+
+
+class ServerError(Hyper2WebError):
+    """A problem the person starting the server can fix (port in use, missing folder...).
+
+    Its message is one line meant to be shown as is, without a traceback.
+    """
+
+
+class CertificateError(ServerError):
+    """Certificates are missing, unreadable or do not match."""
+
+
+class DifferentStreamIdException(Hyper2WebError):
+    """Kept from the original API; raised when data of one stream is given to another."""
+
+
+class RouteNotRegisteredException(Hyper2WebError):
+    """Kept from the original API; the router answers 404/405 instead of raising it."""

@@ -1,0 +1,278 @@
+"""Request, Response and Stream: what a handler sees, independent of the wire protocol.
+
+A ``Response`` writes through a ``Channel``: the HTTP/2 connection implements it today and an
+HTTP/1.1 connection can implement it later, so routing, static files and handlers never know
+which protocol carries them.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+from ._curio import curio
+from .exceptions import ResponseAlreadySent
+from .mime import content_type_for
+
+log = logging.getLogger("hyper2web")
+
+# Files up to this size are read in one call on the event loop: a local read of this size
+# costs less than a thread hop. Bigger files stream in chunks read in a worker thread.
+SMALL_FILE = 256 * 1024
+FILE_CHUNK = 256 * 1024
+
+Headers = list[tuple[str, str]]
+
+
+class Channel(Protocol):
+    """What a protocol connection offers one response: the sending half of a stream."""
+
+    async def send_head(self, status: int, headers: Headers, end_stream: bool) -> None: ...
+
+    async def send_data(self, data: bytes, end_stream: bool) -> None: ...
+
+
+class Stream:
+    """One request's stream: its id, its header fields and, once complete, its body.
+
+    Kept from the original API, where handlers read ``request.stream.data`` and
+    ``request.stream.headers``.
+    """
+
+    __slots__ = ("stream_id", "headers", "data")
+
+    def __init__(self, stream_id: int, headers: dict[str, str], data: bytes = b"") -> None:
+        self.stream_id = stream_id
+        self.headers = headers
+        self.data = data
+
+    def finalize(self) -> bytes:
+        """The whole body; the body is already joined, so this only returns it."""
+        return self.data
+
+
+class Request:
+    """A complete request: method, path, query, headers, body and route parameters."""
+
+    __slots__ = ("stream", "para", "method", "path", "raw_path", "query_string", "client",
+                 "http_version", "_query")
+
+    def __init__(
+        self,
+        stream: Stream,
+        para: dict[str, str] | None = None,
+        *,
+        client: tuple[str, int] | None = None,
+        http_version: str = "2",
+    ) -> None:
+        self.stream = stream
+        self.para: dict[str, str] = para if para is not None else {}
+        headers = stream.headers
+        self.method: str = headers.get(":method", "GET")
+        self.raw_path: str = headers.get(":path", "/")
+        path, _, self.query_string = self.raw_path.partition("?")
+        self.path: str = path
+        self.client = client
+        self.http_version = http_version
+        self._query: dict[str, str] | None = None
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Route parameters, e.g. ``{'userId': '42'}`` for ``user/{userId}``."""
+        return self.para
+
+    @params.setter
+    def params(self, value: dict[str, str]) -> None:
+        self.para = value
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Header fields by lower-case name (pseudo-headers such as ``:path`` included)."""
+        return self.stream.headers
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query string as a dict; for a repeated name the last value wins."""
+        if self._query is None:
+            self._query = dict(parse_qsl(self.query_string, keep_blank_values=True))
+        return self._query
+
+    @property
+    def body(self) -> bytes:
+        return self.stream.data
+
+    async def json(self) -> Any:
+        """The body parsed as JSON; ``HTTPError(400)`` when it is not valid JSON."""
+        from .exceptions import HTTPError
+
+        try:
+            return _json.loads(self.stream.data or b"null")
+        except ValueError as exc:
+            raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.raw_path}>"
+
+
+class Response:
+    """The answer to one request, written through its protocol ``Channel``.
+
+    The original API's ``send`` always ends the response; ``start``/``write``/``end`` are
+    there for responses that stream (event streams, large files).
+    """
+
+    __slots__ = ("stream_id", "status", "headers", "_channel", "_head_only", "started",
+                 "finished", "bytes_sent", "_default_headers")
+
+    def __init__(
+        self,
+        stream_id: int,
+        channel: Channel,
+        *,
+        head_only: bool = False,
+        default_headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.stream_id = stream_id
+        self.status = 200
+        self.headers: dict[str, str] = dict(default_headers)
+        self._channel = channel
+        self._head_only = head_only
+        self.started = False
+        self.finished = False
+        self.bytes_sent = 0
+
+    # -- headers (original API) ------------------------------------------------------------
+
+    def set_header(self, field: str, value: Any) -> None:
+        """Set one header; a later call with the same name replaces it."""
+        self.headers[field.lower()] = str(value)
+
+    def set_headers(self, headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        """Replace every header set so far with ``headers``."""
+        self.headers = {}
+        self.update_headers(headers)
+
+    def update_headers(self, headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        """Add or replace the given headers, keeping the others."""
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        for field, value in items:
+            self.set_header(field, value)
+
+    # -- streaming -----------------------------------------------------------------------
+
+    async def start(self, status: int | None = None, *, end_stream: bool = False) -> None:
+        """Send the status line and headers; the body follows with ``write``."""
+        if self.started:
+            raise ResponseAlreadySent(f"stream {self.stream_id}: response already started")
+        if status is not None:
+            self.status = status
+        self.started = True
+        end = end_stream or self._head_only
+        if end:
+            self.finished = True
+        await self._channel.send_head(self.status, list(self.headers.items()), end)
+
+    async def write(self, data: bytes, *, end: bool = False) -> None:
+        """Send part of the body (after ``start``); ``end=True`` closes the stream."""
+        if not self.started:
+            await self.start()
+        if self.finished:
+            if self._head_only:
+                return
+            raise ResponseAlreadySent(f"stream {self.stream_id}: response already ended")
+        if end:
+            self.finished = True
+        self.bytes_sent += len(data)
+        await self._channel.send_data(data, end)
+
+    async def end(self) -> None:
+        """Close the body of a streamed response."""
+        if not self.started:
+            await self.start()
+        if not self.finished:
+            await self.write(b"", end=True)
+
+    # -- whole responses (original API) ----------------------------------------------------
+
+    async def send(self, data: bytes | bytearray | memoryview | str = b"") -> None:
+        """Send ``data`` as the whole body and end the response.
+
+        ``bytes`` as in the original API; a ``str`` is sent as UTF-8 text (the original
+        tutorial passes one). Anything else is a ``TypeError``: use ``send_json``.
+        """
+        if isinstance(data, str):
+            data = data.encode()
+            self.headers.setdefault("content-type", "text/plain; charset=utf-8")
+        elif not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"response.send() takes bytes (or str), not {type(data).__name__}; "
+                "use response.send_json() for objects"
+            )
+        self.headers["content-length"] = str(len(data))
+        if not data:
+            await self.start(end_stream=True)
+            return
+        await self.start()
+        await self.write(bytes(data), end=True)
+
+    async def send_text(self, text: str, status: int = 200,
+                        content_type: str = "text/plain; charset=utf-8") -> None:
+        """Send ``text`` encoded as UTF-8."""
+        self.status = status
+        self.headers["content-type"] = content_type
+        await self.send(text.encode())
+
+    async def send_json(self, obj: Any, status: int = 200) -> None:
+        """Send ``obj`` as JSON with ``content-type: application/json``."""
+        self.status = status
+        self.headers["content-type"] = "application/json"
+        await self.send(_json.dumps(obj, separators=(",", ":")).encode())
+
+    async def send_status_code(self, status_code: int) -> None:
+        """Send only a status code, with an empty body."""
+        self.status = int(status_code)
+        self.headers["content-length"] = "0"
+        await self.start(end_stream=True)
+
+    async def send_file(self, file_path: str | os.PathLike[str]) -> None:
+        """Send a file with its content type and length; 404 when it is not a file.
+
+        Small files are read at once; large ones stream in chunks, so memory stays flat
+        whatever the file's size.
+        """
+        path = os.fspath(file_path)
+        try:
+            fh = open(path, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            await self.send_status_code(404)
+            return
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            self.headers.setdefault("content-type", content_type_for(path))
+            await self.send_open_file(fh, size)
+
+    async def send_open_file(self, fh: Any, size: int) -> None:
+        """Send ``size`` bytes from an open binary file as the body (headers set by caller)."""
+        self.headers["content-length"] = str(size)
+        if self._head_only or size == 0:
+            await self.start(end_stream=True)
+            return
+        if size <= SMALL_FILE:
+            await self.start()
+            await self.write(fh.read(size), end=True)
+            return
+        await self.start()
+        remaining = size
+        while remaining > 0:
+            chunk = await curio.run_in_thread(fh.read, min(FILE_CHUNK, remaining))
+            if not chunk:  # the file shrank while being sent: the stream cannot be honest
+                raise OSError(f"file shrank while being sent ({remaining} bytes missing)")
+            remaining -= len(chunk)
+            await self.write(chunk, end=remaining <= 0)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} stream={self.stream_id}>"

@@ -1,0 +1,230 @@
+"""Listening sockets, TLS handshakes, one task per connection, and a clean shutdown.
+
+``Server.bind`` runs before the event loop, so a port in use or an unknown host is reported
+as one clear ``ServerError`` before anything starts. ``Server.request_shutdown`` may be
+called from a signal handler or another thread: it only writes a byte to a socket pair that
+the event loop watches.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .._curio import curio
+from ..exceptions import ServerError
+from .h2 import ConnectionConfig, H2Connection, Handler
+
+log = logging.getLogger("hyper2web.server")
+
+
+class Server:
+    """An HTTPS + HTTP/2 server: binds ``host:port`` and serves ``handler`` on each stream."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        ssl_context: ssl.SSLContext,
+        host: str = "localhost",
+        port: int = 5000,
+        *,
+        config: ConnectionConfig | None = None,
+        handshake_timeout: float = 10.0,
+        shutdown_grace: float = 0.5,
+    ) -> None:
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.host = host
+        self.port = port
+        self.config = config or ConnectionConfig()
+        self.handshake_timeout = handshake_timeout
+        self.shutdown_grace = shutdown_grace
+        self.sockets: list[socket.socket] = []
+        self.connections: set[H2Connection] = set()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)
+
+    # -- binding ---------------------------------------------------------------------------
+
+    def bind(self) -> list[tuple[str, int]]:
+        """Bind every address ``host`` resolves to (``localhost``: 127.0.0.1 and ::1).
+
+        With port 0 the first socket picks a free port and the others take the same one.
+        Returns the bound ``(address, port)`` pairs.
+        """
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        except socket.gaierror as exc:
+            raise ServerError(f"cannot resolve host {self.host!r}: {exc.strerror}") from None
+        seen: set[tuple[int, str]] = set()
+        port = self.port
+        for family, _, _, _, sockaddr in infos:
+            key = (family, sockaddr[0])
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                sock = self._bind_one(family, sockaddr[0], port)
+            except OSError as exc:
+                if self.sockets:
+                    # A second address family failing (e.g. IPv6 off) must not stop the first.
+                    log.debug("not listening on %s: %s", sockaddr[0], exc)
+                    continue
+                self.close_sockets()
+                raise ServerError(self._bind_error(exc, sockaddr[0], port)) from None
+            self.sockets.append(sock)
+            port = sock.getsockname()[1]
+        if not self.sockets:
+            raise ServerError(f"no address to listen on for host {self.host!r}")
+        self.port = port
+        return [(s.getsockname()[0], s.getsockname()[1]) for s in self.sockets]
+
+    @staticmethod
+    def _bind_one(family: int, address: str, port: int) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address, port))
+            sock.listen(256)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _bind_error(self, exc: OSError, address: str, port: int) -> str:
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} is already in use on {self.host}"
+        if exc.errno == errno.EACCES:
+            return f"no permission to listen on port {port} (ports below 1024 need root)"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return f"address {address} is not available on this machine"
+        return f"cannot listen on {address}:{port}: {exc.strerror or exc}"
+
+    def close_sockets(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets = []
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self, ready: Callable[[Server], None] | None = None) -> None:
+        """Bind if needed, serve until SIGINT/SIGTERM or ``request_shutdown``, then return."""
+        if not self.sockets:
+            self.bind()
+        restore = self._install_signal_handlers()
+        try:
+            curio.run(self.serve, ready)
+        finally:
+            for signum, previous in restore.items():
+                signal.signal(signum, previous)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: self.request_shutdown())
+        return previous
+
+    def request_shutdown(self) -> None:
+        """Ask the server to stop; safe from signal handlers and other threads."""
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    async def serve(self, ready: Callable[[Server], None] | None = None) -> None:
+        """Accept connections until shutdown is requested; then GOAWAY, drain, close."""
+        if not self.sockets:
+            self.bind()
+        listeners = [curio.io.Socket(s) for s in self.sockets]
+        wake = curio.io.Socket(self._wake_r)
+        async with curio.TaskGroup() as connections:
+            accepting = [await curio.spawn(self._accept_loop, ls, connections, daemon=True)
+                         for ls in listeners]
+            if ready is not None:
+                ready(self)
+            await wake.recv(1)
+            log.info("shutting down")
+            for task in accepting:
+                await task.cancel()
+            self.close_sockets()
+            await self._drain()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    async def _drain(self) -> None:
+        """GOAWAY to every client, then give running responses a moment to finish."""
+        for conn in list(self.connections):
+            await conn.send_goaway()
+        async with curio.ignore_after(self.shutdown_grace):
+            while any(conn.busy() for conn in self.connections):
+                await curio.sleep(0.02)
+
+    async def _accept_loop(self, listener: Any, group: Any) -> None:
+        while True:
+            try:
+                client, addr = await listener.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    log.warning("out of file descriptors; pausing accept for 0.1 s")
+                    await curio.sleep(0.1)
+                    continue
+                raise
+            await group.spawn(self._serve_client, client, addr, daemon=True)
+
+    async def _serve_client(self, client: Any, addr: tuple[Any, ...]) -> None:
+        peer = (str(addr[0]), int(addr[1]))
+        where = f"{peer[0]}:{peer[1]}"
+        raw = client._socket
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Wrapping detaches ``raw``: from here on the SSL socket owns the descriptor.
+            ssl_sock = self.ssl_context.wrap_socket(raw, server_side=True,
+                                                    do_handshake_on_connect=False)
+        except (OSError, ValueError) as exc:
+            log.info("%s: cannot start TLS: %s", where, exc)
+            raw.close()
+            return
+        try:
+            tls = curio.io.Socket(ssl_sock)
+            if not await self._handshake(tls, ssl_sock, where):
+                return
+            conn = H2Connection(tls, peer, self.handler, self.config)
+            self.connections.add(conn)
+            try:
+                await conn.run()
+            finally:
+                self.connections.discard(conn)
+        finally:
+            ssl_sock.close()
+
+    async def _handshake(self, tls: Any, ssl_sock: ssl.SSLSocket, where: str) -> bool:
+        """TLS handshake and ALPN check; logs one line and returns False when it fails."""
+        try:
+            async with curio.timeout_after(self.handshake_timeout):
+                await tls.do_handshake()
+        except curio.TaskTimeout:
+            log.info("%s: TLS handshake timed out after %g s", where, self.handshake_timeout)
+            return False
+        except ssl.SSLError as exc:
+            log.info("%s: TLS handshake failed: %s", where, exc.reason or exc)
+            return False
+        except OSError as exc:
+            log.info("%s: TLS handshake failed: %s", where, exc.strerror or exc)
+            return False
+        protocol = ssl_sock.selected_alpn_protocol()
+        if protocol != "h2":
+            log.info("%s: client does not speak HTTP/2 (ALPN offered %s); closing", where,
+                     "nothing" if protocol is None else repr(protocol))
+            return False
+        return True

@@ -1,0 +1,1 @@
+"""The ``hyper2web`` command line: serve, certs, init."""

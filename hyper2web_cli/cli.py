@@ -1,0 +1,156 @@
+"""The click commands. Thin on purpose: parse, call the framework, print one clear line.
+
+Every error a user can cause ends as a ``click.ClickException`` (``Error: ...`` and exit
+code 1), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+import hyper2web
+from hyper2web import App
+from hyper2web.certs import CERT_NAME, KEY_NAME, certificate_hosts, write_certificates
+from hyper2web.exceptions import ServerError
+
+from .routes import RoutesError, find_routes, load_routes
+from .scaffold import ScaffoldError, create_project
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(hyper2web.__version__, "-V", "--version", prog_name="hyper2web")
+def main() -> None:
+    """A fast HTTPS + HTTP/2 development server for static sites and PWAs."""
+
+
+def _app_cert_dir() -> Path:
+    return Path(click.get_app_dir("hyper2web")) / "certs"
+
+
+def _find_certificates(root: Path) -> tuple[Path, Path] | None:
+    """The original names in the working folder, else beside the served folder."""
+    for folder in (Path.cwd(), root.resolve().parent):
+        cert, key = folder / CERT_NAME, folder / KEY_NAME
+        if cert.is_file() and key.is_file():
+            return cert, key
+    return None
+
+
+def _certificates_for(root: Path, host: str, cert: Path | None,
+                      key: Path | None) -> tuple[Path, Path]:
+    if (cert is None) != (key is None):
+        raise click.UsageError("--cert and --key go together: give both or neither")
+    if cert is not None and key is not None:
+        return cert, key
+    found = _find_certificates(root)
+    if found is not None:
+        return found
+    folder = _app_cert_dir()
+    cert, key = folder / CERT_NAME, folder / KEY_NAME
+    if not (cert.is_file() and key.is_file()) or host not in _hosts_or_empty(cert):
+        write_certificates(folder, [host])
+        click.echo(f"  created a certificate for localhost and {host} in {folder}", err=True)
+    return cert, key
+
+
+def _hosts_or_empty(cert: Path) -> list[str]:
+    try:
+        return certificate_hosts(cert) + ["0.0.0.0", "::"]
+    except (OSError, ValueError):
+        return []
+
+
+def _configure_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if quiet:
+        logging.getLogger("hyper2web.access").setLevel(logging.WARNING)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("root", default="./public", type=click.Path(path_type=Path))
+@click.option("--host", default="localhost", show_default=True,
+              help="Address to listen on; 0.0.0.0 makes the site reachable from your network.")
+@click.option("--port", "-p", default=5000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0 picks a free one).")
+@click.option("--cert", type=click.Path(dir_okay=False, path_type=Path),
+              help="TLS certificate (PEM). Default: localhost.crt.pem here, or a generated one.")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
+              help="Private key of --cert (PEM).")
+@click.option("--routes", "routes_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Python file whose setup(app) registers API handlers. "
+                   "Default: routes.py beside ROOT.")
+@click.option("--no-routes", is_flag=True, help="Do not load routes.py.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not log each request.")
+def serve(root: Path, host: str, port: int, cert: Path | None, key: Path | None,
+          routes_file: Path | None, no_routes: bool, quiet: bool) -> None:
+    """Serve ROOT (default ./public) over HTTPS and HTTP/2."""
+    if not root.exists():
+        raise click.ClickException(f"folder not found: {root}")
+    if not root.is_dir():
+        raise click.ClickException(f"not a folder: {root}")
+    _configure_logging(quiet)
+    certfile, keyfile = _certificates_for(root, host, cert, key)
+    app = App(address=host, port=port, root=root, certfile=certfile, keyfile=keyfile)
+    routes_path = None if no_routes else (routes_file or find_routes(root))
+    if routes_path is not None:
+        if not routes_path.is_file():
+            raise click.ClickException(f"routes file not found: {routes_path}")
+        try:
+            load_routes(routes_path, app)
+        except RoutesError as exc:
+            raise click.ClickException(f"cannot load routes: {exc}") from None
+    try:
+        server = app.make_server()
+    except ServerError as exc:
+        hint = "" if "in use" not in str(exc) else " (pick another with --port, or stop the " \
+                                                   "server that holds it)"
+        raise click.ClickException(f"{exc}{hint}") from None
+
+    def banner(_: object) -> None:
+        click.echo(f"\n  hyper2web {hyper2web.__version__}  serving {root}\n")
+        click.echo(f"  Local:   {app.url}")
+        if routes_path is not None:
+            click.echo(f"  Routes:  {routes_path} ({len(app.router.routes)} handlers)")
+        click.echo(f"  TLS:     {certfile}")
+        click.echo("\n  Ctrl+C to stop\n", err=False)
+
+    server.run(banner)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--out", "out_dir", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write localhost.crt.pem and localhost.key into.")
+@click.option("--host", "hosts", multiple=True,
+              help="Extra host name or IP address the certificate is valid for (repeatable).")
+def certs(out_dir: Path, hosts: tuple[str, ...]) -> None:
+    """Create a certificate for localhost, 127.0.0.1 and ::1 (plus each --host)."""
+    try:
+        cert, key = write_certificates(out_dir, hosts)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write certificates to {out_dir}: "
+                                   f"{exc.strerror or exc}") from None
+    click.echo(f"certificate: {cert}")
+    click.echo(f"key:         {key} (readable by you only)")
+    click.echo(f"valid for:   {', '.join(certificate_hosts(cert))}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("name", type=click.Path(path_type=Path))
+def init(name: Path) -> None:
+    """Create a new project NAME with public/, routes.py and certificates."""
+    try:
+        create_project(name)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot create {name}: {exc.strerror or exc}") from None
+    click.echo(f"Created {name}/ with public/, routes.py and a certificate.\n")
+    click.echo("Next:")
+    click.echo(f"  cd {name}")
+    click.echo("  hyper2web serve")

@@ -1,0 +1,204 @@
+"""Fixtures: real servers on loopback ports, certificates, and tool checks.
+
+Servers bind port 0 and report the port they got; nothing here hard-codes a port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hyper2web import App
+from hyper2web._curio import curio
+from hyper2web.certs import write_certificates
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+URL_RE = re.compile(r"https://(?:localhost|\[[0-9a-f:]+\]|[\d.]+):(\d+)/")
+
+
+def need_tool(name: str) -> str:
+    """The path of an external tool; in CI a missing tool fails, elsewhere it skips."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: see .ci/run)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cert_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One certificate for localhost, shared by every test of the session."""
+    folder = tmp_path_factory.mktemp("certs")
+    return write_certificates(folder)
+
+
+class RunningApp:
+    """An ``App`` serving in a background thread of this process."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        return self.app.port
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.app.port}"
+
+    def start(self) -> RunningApp:
+        server = self.app.make_server()
+        ready = threading.Event()
+
+        def run() -> None:
+            try:
+                curio.run(server.serve, lambda _: ready.set())
+            except BaseException as exc:  # reported by stop()
+                self.error = exc
+                ready.set()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("server did not start within 10 s")
+        if self.error:
+            raise self.error
+        return self
+
+    def stop(self) -> None:
+        self.app.shutdown()
+        if self.thread is not None:
+            self.thread.join(10)
+            assert not self.thread.is_alive(), "server did not stop within 10 s"
+        if self.error:
+            raise self.error
+
+
+@pytest.fixture
+def serve_app(cert_pair: tuple[Path, Path]) -> Iterator[Callable[..., RunningApp]]:
+    """``serve_app(app)`` or ``serve_app(root=..., **App kwargs)``: a running server."""
+    running: list[RunningApp] = []
+
+    def start(app: App | None = None, **kwargs: object) -> RunningApp:
+        if app is None:
+            kwargs.setdefault("port", 0)
+            kwargs.setdefault("certfile", cert_pair[0])
+            kwargs.setdefault("keyfile", cert_pair[1])
+            app = App(**kwargs)  # type: ignore[arg-type]
+        else:
+            app.port = 0 if app.port == 5000 else app.port
+            app.certfile, app.keyfile = str(cert_pair[0]), str(cert_pair[1])
+        server = RunningApp(app).start()
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        server.stop()
+
+
+class CliServer:
+    """``hyper2web serve`` running as a separate process, as a user starts it."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int, output: list[str]) -> None:
+        self.proc = proc
+        self.port = port
+        self.output = output
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+
+def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+              timeout: float = 15) -> CliServer:
+    """Run ``python -m hyper2web_cli serve ...`` and wait for its banner's URL."""
+    full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyper2web_cli", *args],
+        cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    port = None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        found = URL_RE.search(line)
+        if found:
+            port = int(found.group(1))
+            break
+    if port is None:
+        proc.kill()
+        raise RuntimeError("server did not start:\n" + "".join(output) + proc.stdout.read())
+
+    def drain() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            output.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return CliServer(proc, port, output)
+
+
+@pytest.fixture
+def cli_server(tmp_path: Path) -> Iterator[Callable[..., CliServer]]:
+    """``cli_server(["serve", root, "--port", "0"], cwd=...)``; stopped after the test."""
+    started: list[CliServer] = []
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def start(args: list[str], cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> CliServer:
+        server = start_cli(args, cwd or tmp_path,
+                           {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+                            **(env or {})})
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            server.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A small site: index, css, js, a sub folder with an index, a dotfile, a 2 KB page."""
+    root = tmp_path / "public"
+    (root / "docs").mkdir(parents=True)
+    (root / "index.html").write_text(
+        "<!doctype html><html><head><title>Home</title></head><body>home</body></html>")
+    (root / "style.css").write_text("body { color: red; }\n")
+    (root / "app.js").write_text("console.log('hi');\n")
+    (root / "mod.mjs").write_text("export const x = 1;\n")
+    (root / "docs" / "index.html").write_text("<!doctype html><title>Docs</title>docs")
+    (root / ".env").write_text("SECRET=1\n")
+    (root / "empty.txt").write_bytes(b"")
+    return root
