@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -50,15 +51,17 @@ def make_self_signed(hosts: Iterable[str] = (), days: int = VALIDITY_DAYS) -> tu
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "hyper2web development certificate"),
         x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
     ])
-    now = dt.datetime.now(dt.timezone.utc)
+    # Backdated a little for clocks that lag; the whole period (not just what is left of
+    # it from now) is what browsers hold against the limit.
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=min(days, VALIDITY_DAYS)))
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=min(days, VALIDITY_DAYS)))
         .add_extension(x509.SubjectAlternativeName([_san_entry(h) for h in names]),
                        critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -108,3 +111,30 @@ def certificate_hosts(cert_path: str | os.PathLike[str]) -> list[str]:
         return []
     return [str(v) for v in san.get_values_for_type(x509.DNSName)] + [
         str(v) for v in san.get_values_for_type(x509.IPAddress)]
+
+
+def pair_problem(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str]
+                 ) -> str | None:
+    """Why a PEM certificate and key cannot serve TLS, in words; None when no reason is found.
+
+    OpenSSL's own reasons (``PEM lib``, ``KEY_VALUES_MISMATCH``) do not say which file is wrong.
+    """
+    cert_file, key_file = Path(cert_path), Path(key_path)
+    try:
+        cert_data, key_data = cert_file.read_bytes(), key_file.read_bytes()
+    except OSError:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificates(cert_data)[0]
+    except ValueError:
+        return f"{cert_file} is not a PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+    try:
+        key = serialization.load_pem_private_key(key_data, password=None)
+    except TypeError:
+        return f"{key_file} is protected by a passphrase; give a key without one"
+    except (ValueError, UnsupportedAlgorithm):
+        return f"{key_file} is not a PEM private key (expected -----BEGIN ... PRIVATE KEY-----)"
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        return f"{key_file} is not the private key of {cert_file}"
+    return None

@@ -13,8 +13,15 @@ import click
 
 import hyper2web
 from hyper2web import App
-from hyper2web.certs import CERT_NAME, KEY_NAME, certificate_hosts, write_certificates
-from hyper2web.exceptions import ServerError
+from hyper2web.certs import (
+    CERT_NAME,
+    KEY_NAME,
+    certificate_hosts,
+    hosts_with_defaults,
+    pair_problem,
+    write_certificates,
+)
+from hyper2web.exceptions import CertificateError, ServerError
 
 from .routes import RoutesError, find_routes, load_routes
 from .scaffold import ScaffoldError, create_project
@@ -44,7 +51,7 @@ def _find_certificates(root: Path) -> tuple[Path, Path] | None:
 def _certificates_for(root: Path, host: str, cert: Path | None,
                       key: Path | None) -> tuple[Path, Path]:
     if (cert is None) != (key is None):
-        raise click.UsageError("--cert and --key go together: give both or neither")
+        raise click.ClickException("--cert and --key go together: give both or neither")
     if cert is not None and key is not None:
         return cert, key
     found = _find_certificates(root)
@@ -52,15 +59,19 @@ def _certificates_for(root: Path, host: str, cert: Path | None,
         return found
     folder = _app_cert_dir()
     cert, key = folder / CERT_NAME, folder / KEY_NAME
-    if not (cert.is_file() and key.is_file()) or host not in _hosts_or_empty(cert):
-        write_certificates(folder, [host])
-        click.echo(f"  created a certificate for localhost and {host} in {folder}", err=True)
+    known = _hosts_or_empty(cert) if key.is_file() else []
+    if not known or host not in (*known, "0.0.0.0", "::"):
+        # Keep the hosts of the previous certificate, so that switching --host back and forth
+        # does not replace a certificate the browser has already been told to accept.
+        names = hosts_with_defaults([*known, host])
+        write_certificates(folder, names)
+        click.echo(f"  created a certificate for {', '.join(names)} in {folder}", err=True)
     return cert, key
 
 
 def _hosts_or_empty(cert: Path) -> list[str]:
     try:
-        return certificate_hosts(cert) + ["0.0.0.0", "::"]
+        return certificate_hosts(cert)
     except (OSError, ValueError):
         return []
 
@@ -77,9 +88,9 @@ def _configure_logging(quiet: bool) -> None:
               help="Address to listen on; 0.0.0.0 makes the site reachable from your network.")
 @click.option("--port", "-p", default=5000, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0 picks a free one).")
-@click.option("--cert", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--cert", type=click.Path(dir_okay=False, readable=False, path_type=Path),
               help="TLS certificate (PEM). Default: localhost.crt.pem here, or a generated one.")
-@click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--key", type=click.Path(dir_okay=False, readable=False, path_type=Path),
               help="Private key of --cert (PEM).")
 @click.option("--routes", "routes_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Python file whose setup(app) registers API handlers. "
@@ -106,6 +117,8 @@ def serve(root: Path, host: str, port: int, cert: Path | None, key: Path | None,
             raise click.ClickException(f"cannot load routes: {exc}") from None
     try:
         server = app.make_server()
+    except CertificateError as exc:
+        raise click.ClickException(pair_problem(certfile, keyfile) or str(exc)) from None
     except ServerError as exc:
         hint = "" if "in use" not in str(exc) else " (pick another with --port, or stop the " \
                                                    "server that holds it)"

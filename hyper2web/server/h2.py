@@ -26,6 +26,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import GoAwayFrame
 
 from .._curio import curio
 from ..exceptions import StreamClosed
@@ -139,6 +140,9 @@ class H2Connection:
         )
         self.streams: dict[int, _StreamState] = {}
         self.closed = False
+        self.lost = False  # the socket failed or the peer left: nothing more can be sent
+        self.goaway_sent_after: int | None = None  # last stream served once draining
+        self._raw_frames: list[bytes] = []  # frames written past h2 (see send_goaway)
         self.unflushed = 0
         self._write_lock = curio.Lock()
         self._writer_wake = curio.Event()
@@ -170,7 +174,7 @@ class H2Connection:
                 await self.flush()
                 await self._read_loop()
             except OSError as exc:
-                log.debug("%s: connection lost: %s", self.peer, exc)
+                await self._lose(exc)
             finally:
                 await self._close(tasks)
 
@@ -186,23 +190,46 @@ class H2Connection:
             try:
                 data = await sock.recv(READ_SIZE)
             except OSError as exc:
-                log.info("%s: connection lost: %s", self.peer, exc)
+                await self._lose(exc)
                 return
             if not data:
+                await self._lose(None)
                 return
             try:
                 events = conn.receive_data(data)
             except h2.exceptions.ProtocolError as exc:
-                # h2 has queued a GOAWAY with the right error code: send it, then close.
+                # h2 has queued a GOAWAY with the right error code, except for an invalid
+                # connection preface (RFC 9113 section 3.4 lets it be omitted): send one
+                # there too, so the client learns why. Then close.
                 log.info("%s: HTTP/2 protocol error, closing: %s", self.peer, exc)
+                if conn.state_machine.state is not h2.connection.ConnectionState.CLOSED:
+                    conn.close_connection(error_code=exc.error_code)
                 await self.flush()
                 return
             for event in events:
                 await self._on_event(event)
+            if self._oversized_frame_pending():
+                log.info("%s: HTTP/2 frame larger than SETTINGS_MAX_FRAME_SIZE, closing",
+                         self.peer)
+                conn.close_connection(error_code=h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
+                await self.flush()
+                return
             await self.flush()
             # curio switches tasks only when an operation would block: yield so a busy
             # connection does not starve the request tasks it just spawned, or the others.
             await curio.sleep(0)
+
+    def _oversized_frame_pending(self) -> bool:
+        """True when the incomplete frame h2 is buffering announces an illegal length.
+
+        h2 checks a frame's length only once all of it has arrived, so a peer announcing a
+        16 MiB frame would be buffered up to 16 MiB (or wait forever) before its
+        FRAME_SIZE_ERROR. Its 9-byte header already tells: refuse it now.
+        """
+        pending = getattr(self.h2.incoming_buffer, "_data", None)
+        if pending is None or len(pending) < 9:
+            return False
+        return int.from_bytes(pending[:3], "big") > self.h2.max_inbound_frame_size
 
     async def _on_event(self, event: Any) -> None:
         kind = type(event)
@@ -226,6 +253,11 @@ class H2Connection:
             self.closed = True
 
     async def _on_request(self, event: h2.events.RequestReceived) -> None:
+        if self.goaway_sent_after is not None and event.stream_id > self.goaway_sent_after:
+            # Opened after our GOAWAY crossed it: refused, so the client may retry it on a
+            # new connection (RFC 9113 section 8.7).
+            self._reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
         headers: dict[str, str] = {}
         for name, value in event.headers:
             if name in headers:
@@ -261,16 +293,24 @@ class H2Connection:
         """413 before the body is read, then RST_STREAM(NO_ERROR) to stop the upload."""
         state.refused = True
         state.body = []
+        # Forget the stream: DATA still in flight for it is only acknowledged.
+        self.streams.pop(state.stream_id, None)
+        sid = state.stream_id
         body = b"request body too large\n"
         try:
-            self.h2.send_headers(state.stream_id, [
+            if self.h2.local_flow_control_window(sid) < len(body):
+                body = b""  # a closed window must not leave the 413 unfinished
+            self.h2.send_headers(sid, [
                 (":status", "413"), ("content-type", "text/plain; charset=utf-8"),
                 ("content-length", str(len(body))),
-            ])
-            self.h2.send_data(state.stream_id, body, end_stream=True)
-            self.h2.reset_stream(state.stream_id, h2.errors.ErrorCodes.NO_ERROR)
+            ], end_stream=not body)
+            if body:
+                self.h2.send_data(sid, body, end_stream=True)
         except h2.exceptions.ProtocolError:
             pass
+        # While the request is still open (the client has more to send), this stops the
+        # upload; a request that already ended is closed now and needs no reset.
+        self._reset(sid, h2.errors.ErrorCodes.NO_ERROR)
         log.info("%s: refused a request body over %d bytes", self.peer,
                  self.config.max_body_size)
 
@@ -297,6 +337,8 @@ class H2Connection:
     async def wait_for_window(self, state: _StreamState) -> None:
         """Block the sender of one stream until the peer opens its window."""
         await self.flush()
+        if self.closed or state.closed:
+            return  # the sender's next check raises StreamClosed
         state.window_event = curio.Event()
         try:
             await state.window_event.wait()
@@ -348,44 +390,83 @@ class H2Connection:
         while True:
             await self._writer_wake.wait()
             self._writer_wake.clear()
-            try:
-                await self.flush()
-            except OSError:
-                self.closed = True
+            await self.flush()
+            if self.lost:
                 return
 
     async def flush(self) -> None:
-        """Send everything h2 has queued; the only path that writes to the socket."""
+        """Send everything h2 has queued; the only path that writes to the socket.
+
+        A failed write means the peer is gone: the connection is marked lost (one log line)
+        and every sender stops at its next check, instead of each raising its own error.
+        """
         async with self._write_lock:
             data = self.h2.data_to_send()
+            if self._raw_frames:
+                data += b"".join(self._raw_frames)
+                self._raw_frames.clear()
             self.unflushed = 0
-            if data:
-                await self.sock.sendall(data)
+            if data and not self.lost:
+                try:
+                    await self.sock.sendall(data)
+                except OSError as exc:
+                    await self._lose(exc)
 
-    # -- shutdown --------------------------------------------------------------------------
+    async def _lose(self, error: OSError | None) -> None:
+        """The socket failed (``error``) or the peer closed it (``None``): stop everything.
 
-    async def send_goaway(self) -> None:
-        """Tell the peer no new streams will be served; streams in flight may finish."""
-        if self.closed:
+        Logged once per connection: at INFO when responses were cut short, since that is
+        something a developer may want to know; an idle connection closing is routine.
+        """
+        if self.lost:
             return
-        try:
-            self.h2.close_connection()
-            await self.flush()
-        except (OSError, h2.exceptions.ProtocolError):
-            self.closed = True
-
-    def busy(self) -> bool:
-        """True while a response is still being produced."""
-        return any(s.task is not None and not s.task.terminated for s in self.streams.values())
-
-    async def _close(self, tasks: Any) -> None:
-        # The task group cancels the request tasks still running when it exits.
+        self.lost = True
         self.closed = True
+        unfinished = sum(1 for s in self.streams.values()
+                         if s.task is not None and not s.task.terminated)
+        if error is None:
+            reason = "closed by the client"
+        else:
+            text = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+            reason = str(text).split(" (_ssl.c:")[0]
+        if unfinished:
+            log.info("%s: connection lost with %d unfinished response%s (%s)", self.peer,
+                     unfinished, "" if unfinished == 1 else "s", reason)
+        else:
+            log.debug("%s: connection closed (%s)", self.peer, reason)
+        await self._wake_senders()
+
+    async def _wake_senders(self) -> None:
         for state in list(self.streams.values()):
             state.closed = True
             if state.window_event is not None:
                 await state.window_event.set()
-        try:
-            await self.flush()
-        except OSError:
-            pass
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def send_goaway(self) -> None:
+        """Tell the peer no new streams will be served; streams in flight may finish.
+
+        The GOAWAY frame is built here rather than by ``h2.close_connection()``: after that
+        call h2's connection state machine refuses every frame, so the responses in flight
+        could not finish. h2 keeps serving the open streams; the streams the peer opens
+        after this point are refused in ``_on_request``.
+        """
+        if self.closed or self.goaway_sent_after is not None:
+            return
+        if self.h2.state_machine.state is h2.connection.ConnectionState.CLOSED:
+            return  # a GOAWAY already went out (a protocol error) or came in
+        last = self.h2.highest_inbound_stream_id
+        self.goaway_sent_after = last
+        self._raw_frames.append(GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
+        await self.flush()
+
+    def busy(self) -> bool:
+        """True while a request is still arriving or its response is being produced."""
+        return any(s.task is None or not s.task.terminated for s in self.streams.values())
+
+    async def _close(self, tasks: Any) -> None:
+        # The task group cancels the request tasks still running when it exits.
+        self.closed = True
+        await self._wake_senders()
+        await self.flush()

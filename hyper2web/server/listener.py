@@ -23,6 +23,20 @@ from .h2 import ConnectionConfig, H2Connection, Handler
 
 log = logging.getLogger("hyper2web.server")
 
+BIND_ATTEMPTS = 10  # with port 0: new picks when the first pick is taken on another address
+
+# OpenSSL's reasons for the handshake failures a developer meets most, in plain words.
+_HANDSHAKE_HINTS = {
+    "HTTP_REQUEST": "plain HTTP sent to the HTTPS port (use an https:// URL)",
+    "UNEXPECTED_EOF_WHILE_READING": "the client closed the connection during the handshake",
+    "TLSV1_ALERT_UNKNOWN_CA":
+        "the client does not trust the certificate (TLSV1_ALERT_UNKNOWN_CA)",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN":
+        "the client does not trust the certificate (SSLV3_ALERT_CERTIFICATE_UNKNOWN)",
+    "SSLV3_ALERT_BAD_CERTIFICATE":
+        "the client rejected the certificate (SSLV3_ALERT_BAD_CERTIFICATE)",
+}
+
 
 class Server:
     """An HTTPS + HTTP/2 server: binds ``host:port`` and serves ``handler`` on each stream."""
@@ -55,36 +69,49 @@ class Server:
     def bind(self) -> list[tuple[str, int]]:
         """Bind every address ``host`` resolves to (``localhost``: 127.0.0.1 and ::1).
 
-        With port 0 the first socket picks a free port and the others take the same one.
-        Returns the bound ``(address, port)`` pairs.
+        With port 0 the first socket picks a free port and the others take the same one
+        (a new pick when that port is taken on another address). Returns the bound
+        ``(address, port)`` pairs.
         """
         try:
             infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
                                        flags=socket.AI_PASSIVE)
         except socket.gaierror as exc:
             raise ServerError(f"cannot resolve host {self.host!r}: {exc.strerror}") from None
-        seen: set[tuple[int, str]] = set()
-        port = self.port
+        addresses: list[tuple[int, str]] = []
         for family, _, _, _, sockaddr in infos:
-            key = (family, sockaddr[0])
-            if key in seen:
-                continue
-            seen.add(key)
-            try:
-                sock = self._bind_one(family, sockaddr[0], port)
-            except OSError as exc:
-                if self.sockets:
-                    # A second address family failing (e.g. IPv6 off) must not stop the first.
-                    log.debug("not listening on %s: %s", sockaddr[0], exc)
-                    continue
-                self.close_sockets()
-                raise ServerError(self._bind_error(exc, sockaddr[0], port)) from None
-            self.sockets.append(sock)
-            port = sock.getsockname()[1]
+            if (family, sockaddr[0]) not in addresses:
+                addresses.append((family, sockaddr[0]))
+        for _ in range(BIND_ATTEMPTS if self.port == 0 else 1):
+            if self._bind_all(addresses):
+                break
         if not self.sockets:
             raise ServerError(f"no address to listen on for host {self.host!r}")
-        self.port = port
+        self.port = self.sockets[0].getsockname()[1]
         return [(s.getsockname()[0], s.getsockname()[1]) for s in self.sockets]
+
+    def _bind_all(self, addresses: list[tuple[int, str]]) -> bool:
+        """One try at binding every address to one port; False means try another port."""
+        port = self.port
+        for family, address in addresses:
+            try:
+                sock = self._bind_one(family, address, port)
+            except OSError as exc:
+                if self.sockets and exc.errno != errno.EADDRINUSE:
+                    # A second address family failing (e.g. IPv6 off) must not stop the first.
+                    log.debug("not listening on %s: %s", address, exc)
+                    continue
+                if self.sockets and self.port == 0:
+                    # The port picked on the first address is taken on this one.
+                    self.close_sockets()
+                    return False
+                # A port in use on any address is an error: a browser resolving the name to
+                # that address would reach whatever server holds it.
+                self.close_sockets()
+                raise ServerError(self._bind_error(exc, address, port)) from None
+            self.sockets.append(sock)
+            port = sock.getsockname()[1]
+        return True
 
     @staticmethod
     def _bind_one(family: int, address: str, port: int) -> socket.socket:
@@ -217,14 +244,18 @@ class Server:
             log.info("%s: TLS handshake timed out after %g s", where, self.handshake_timeout)
             return False
         except ssl.SSLError as exc:
-            log.info("%s: TLS handshake failed: %s", where, exc.reason or exc)
+            reason = exc.reason or str(exc)
+            log.info("%s: TLS handshake failed: %s", where,
+                     _HANDSHAKE_HINTS.get(reason, reason))
             return False
         except OSError as exc:
             log.info("%s: TLS handshake failed: %s", where, exc.strerror or exc)
             return False
         protocol = ssl_sock.selected_alpn_protocol()
         if protocol != "h2":
-            log.info("%s: client does not speak HTTP/2 (ALPN offered %s); closing", where,
-                     "nothing" if protocol is None else repr(protocol))
+            # The server learns only what both sides agreed on, not the client's offer:
+            # None means the client offered no ALPN at all, or no "h2".
+            why = "no 'h2' in its ALPN offer" if protocol is None else f"ALPN chose {protocol!r}"
+            log.info("%s: client does not speak HTTP/2 (%s); closing", where, why)
             return False
         return True
