@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .certs import CERT_NAME, KEY_NAME, write_certificates
@@ -59,6 +59,12 @@ class App:
         certfile: str | os.PathLike[str] = CERT_NAME,
         keyfile: str | os.PathLike[str] = KEY_NAME,
         max_body_size: int = 64 * 1024 * 1024,
+        spa: bool = False,
+        listing: bool = True,
+        early_hints: bool = False,
+        sw_allowed: str | None = None,
+        cors: bool = False,
+        headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.address = address
         self.port = port
@@ -69,6 +75,15 @@ class App:
         self.certfile = os.fspath(certfile)
         self.keyfile = os.fspath(keyfile)
         self.max_body_size = max_body_size
+        self.spa = spa
+        self.listing = listing
+        self.early_hints = early_hints
+        self.sw_allowed = sw_allowed
+        self.cors = cors
+        defaults = [(name.strip().lower(), str(value)) for name, value in headers]
+        if cors:
+            defaults.append(("access-control-allow-origin", "*"))
+        self.response_defaults = tuple(defaults)
         self.static: StaticFiles | None = None
         self.server: Server | None = None
 
@@ -109,13 +124,34 @@ class App:
     async def handle(self, request: Request, response: Response) -> None:
         """Answer one request: a route's handler, else a static file, else 404/405."""
         started = time.perf_counter()
+        response.defaults = self.response_defaults
         try:
-            await self._answer(request, response)
+            if self.cors and request.method == "OPTIONS" and \
+                    "access-control-request-method" in request.headers:
+                await self._preflight(request, response)
+            else:
+                await self._answer(request, response)
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info("%s %s %d %dB %.1fms", request.method, request.raw_path,
                                 response.status, response.bytes_sent,
                                 (time.perf_counter() - started) * 1000)
+
+    async def _preflight(self, request: Request, response: Response) -> None:
+        """Answer a CORS preflight: any origin, the requested method and headers."""
+        response.set_header("access-control-allow-methods",
+                            request.headers["access-control-request-method"])
+        wanted = request.headers.get("access-control-request-headers")
+        if wanted:
+            response.set_header("access-control-allow-headers", wanted)
+        response.set_header("access-control-max-age", "86400")
+        response.set_header("vary", "origin, access-control-request-method, "
+                                    "access-control-request-headers")
+        await response.send_status_code(204)
+
+    def _static_files(self) -> StaticFiles:
+        return StaticFiles(self.root, self.default_file, spa=self.spa, listing=self.listing,
+                           early_hints=self.early_hints, sw_allowed=self.sw_allowed)
 
     async def _answer(self, request: Request, response: Response) -> None:
         match = self.router.resolve(request.method, request.path)
@@ -128,7 +164,7 @@ class App:
             await send_error_page(response, 405)
             return
         if self.static is None and self.auto_serve_static_file:
-            self.static = StaticFiles(self.root, self.default_file)
+            self.static = self._static_files()
         if self.static is None:
             await send_error_page(response, 404)
         elif request.method in STATIC_METHODS:
@@ -169,8 +205,7 @@ class App:
         """Check the folder and certificates, bind the port; raises ``ServerError``."""
         if self.auto_serve_static_file and not os.path.isdir(self.root):
             raise ServerError(f"folder not found: {self.root}")
-        self.static = StaticFiles(self.root, self.default_file) \
-            if self.auto_serve_static_file else None
+        self.static = self._static_files() if self.auto_serve_static_file else None
         ssl_context = make_ssl_context(self.certfile, self.keyfile)
         config = ConnectionConfig(max_body_size=self.max_body_size)
         self.server = Server(self.handle, ssl_context, self.address, self.port, config=config)

@@ -35,6 +35,8 @@ class Channel(Protocol):
 
     async def send_data(self, data: bytes, end_stream: bool) -> None: ...
 
+    async def send_informational(self, status: int, headers: Headers) -> None: ...
+
 
 class Stream:
     """One request's stream: its id, its header fields and, once complete, its body.
@@ -126,7 +128,7 @@ class Response:
     """
 
     __slots__ = ("stream_id", "status", "headers", "_channel", "_head_only", "started",
-                 "finished", "bytes_sent", "_default_headers")
+                 "finished", "bytes_sent", "defaults")
 
     def __init__(
         self,
@@ -134,11 +136,14 @@ class Response:
         channel: Channel,
         *,
         head_only: bool = False,
-        default_headers: Iterable[tuple[str, str]] = (),
+        defaults: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.stream_id = stream_id
         self.status = 200
-        self.headers: dict[str, str] = dict(default_headers)
+        self.headers: dict[str, str] = {}
+        # Headers every response of the app carries (``--header``, CORS) unless the handler
+        # set the same name; merged when the response starts, so ``set_headers`` keeps them.
+        self.defaults = defaults
         self._channel = channel
         self._head_only = head_only
         self.started = False
@@ -174,7 +179,19 @@ class Response:
         end = end_stream or self._head_only
         if end:
             self.finished = True
-        await self._channel.send_head(self.status, list(self.headers.items()), end)
+        headers = self.headers
+        for name, value in self.defaults:
+            if name not in headers:
+                headers[name] = value
+        await self._channel.send_head(self.status, list(headers.items()), end)
+
+    async def send_informational(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        """Send a 1xx response (e.g. ``103 Early Hints``) before the final one."""
+        if self.started:
+            raise ResponseAlreadySent(f"stream {self.stream_id}: response already started")
+        if not 100 <= status <= 199 or status == 101:
+            raise ValueError(f"not an informational status usable over HTTP/2: {status}")
+        await self._channel.send_informational(status, list(headers))
 
     async def write(self, data: bytes, *, end: bool = False) -> None:
         """Send part of the body (after ``start``); ``end=True`` closes the stream."""

@@ -5,6 +5,11 @@ segment could climb out of the root (``..``), carries a NUL or a backslash, or w
 slash. The joined path is then resolved with ``realpath`` and must still lie under the
 root's real path, so a symlink that leads outside is refused too. Dotfiles stay hidden,
 except under ``/.well-known/``.
+
+Speed second: a URL path that led to a file is remembered with the file's real path, and
+the file's ``FileEntry`` (type, validators, small body, compressed variants) is checked with
+one ``stat`` per request, so a repeated request costs no path resolution, no read and no
+compression.
 """
 
 from __future__ import annotations
@@ -12,35 +17,58 @@ from __future__ import annotations
 import html
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from . import encoding
+from .files import FileCache, FileEntry, not_modified
 from .http import Request, Response
-from .mime import content_type_for
+from .listing import render_listing
+from .ranges import Multipart, Unsatisfiable, content_range, if_range_matches, parse_range
 
 log = logging.getLogger("hyper2web")
 
 _ASSETS = Path(__file__).parent / "assets"
-FILE_HEADERS = (("cache-control", "no-cache"), ("x-content-type-options", "nosniff"))
+RESERVED_PREFIX = "/__hyper2web__/"
+SERVICE_WORKER_NAMES = frozenset({"sw.js", "service-worker.js", "serviceworker.js"})
+_MAX_REMEMBERED_PATHS = 8192
 
 
 @dataclass(frozen=True)
 class Lookup:
-    """Where a URL path leads: a file, a redirect, or an error status."""
+    """Where a URL path leads: a file or folder listing, a redirect, or an error status."""
 
     status: int
     path: str = ""
     location: str = ""
+    listing: bool = False
 
 
 class StaticFiles:
-    """Serves the files under ``root``; ``default_file`` answers for folders."""
+    """Serves the files under ``root``.
 
-    def __init__(self, root: str | os.PathLike[str], default_file: str = "index.html") -> None:
+    ``default_file`` answers for folders; ``spa`` sends it for unknown page URLs too
+    (history-API routing); ``listing`` shows folders without an index; ``early_hints``
+    sends ``103`` with the page's preload links; ``sw_allowed`` is the
+    ``service-worker-allowed`` scope given to service worker scripts.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], default_file: str = "index.html", *,
+                 spa: bool = False, listing: bool = True, early_hints: bool = False,
+                 sw_allowed: str | None = None) -> None:
         self.root = os.path.realpath(root)
         self.default_file = default_file
+        self.spa = spa
+        self.listing = listing
+        self.early_hints = early_hints
+        self.sw_allowed = sw_allowed
+        self.cache = FileCache()
+        self._files: dict[str, str] = {}
         self._builtin_404 = (_ASSETS / "404.html").read_bytes()
+
+    # -- URL path -> file ------------------------------------------------------------------
 
     def lookup(self, raw_path: str) -> Lookup:
         """Map a URL path (percent-encoded, no query) to a file under the root."""
@@ -49,7 +77,10 @@ class StaticFiles:
         lowered = raw_path.lower()
         if "%2f" in lowered or "%5c" in lowered or "%00" in lowered or "\\" in raw_path:
             return Lookup(400)
-        decoded = unquote(raw_path, errors="strict") if "%" in raw_path else raw_path
+        try:
+            decoded = unquote(raw_path, errors="strict") if "%" in raw_path else raw_path
+        except UnicodeDecodeError:
+            return Lookup(400)
         if "\x00" in decoded or "\\" in decoded:
             return Lookup(400)
         segments = [s for s in decoded.split("/") if s]
@@ -58,54 +89,199 @@ class StaticFiles:
                 return Lookup(404)
             if segment.startswith(".") and not (index == 0 and segment == ".well-known"):
                 return Lookup(404)
-        candidate = os.path.join(self.root, *segments)
-        real = os.path.realpath(candidate)
+        real = os.path.realpath(os.path.join(self.root, *segments))
         if real != self.root and os.path.commonpath([self.root, real]) != self.root:
             return Lookup(404)
         if os.path.isdir(real):
             index = os.path.join(real, self.default_file)
-            if not os.path.isfile(index):
+            has_index = os.path.isfile(index)
+            if not has_index and not self.listing:
                 return Lookup(404)
             if not decoded.endswith("/"):
                 return Lookup(301, location=quote(decoded + "/", safe="/:@!$&'()*+,;=-._~"))
-            return Lookup(200, index)
+            return Lookup(200, index) if has_index else Lookup(200, real, listing=True)
         if os.path.isfile(real):
             return Lookup(200, real)
         return Lookup(404)
 
+    def _remembered(self, url_path: str) -> tuple[str, os.stat_result] | None:
+        """The file a URL path led to before, if it is still a regular file (one stat)."""
+        real = self._files.get(url_path)
+        if real is None:
+            return None
+        try:
+            st = os.stat(real)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            self._files.pop(url_path, None)
+            return None
+        return real, st
+
+    def _remember(self, url_path: str, real: str) -> None:
+        if len(self._files) >= _MAX_REMEMBERED_PATHS:
+            self._files.clear()
+        self._files[url_path] = real
+
+    # -- answering -------------------------------------------------------------------------
+
     async def serve(self, request: Request, response: Response) -> None:
         """Answer a GET or HEAD for a static path."""
-        try:
-            found = self.lookup(request.path)
-        except UnicodeDecodeError:
-            found = Lookup(400)
+        url_path = request.path
+        known = self._remembered(url_path)
+        if known is not None:
+            await self._send_entry(request, response, self.cache.get(*known))
+            return
+        found = self.lookup(url_path)
+        if found.status == 200 and found.listing:
+            response.update_headers((("cache-control", "no-cache"),
+                                     ("content-type", "text/html; charset=utf-8")))
+            await response.send(render_listing(unquote(url_path), found.path))
+            return
         if found.status == 200:
-            if await self._send(response, found.path):
+            try:
+                st = os.stat(found.path)
+            except OSError:
+                found = Lookup(404)
+            else:
+                self._remember(url_path, found.path)
+                await self._send_entry(request, response, self.cache.get(found.path, st))
                 return
-            found = Lookup(404)
         if found.status == 301:
             location = found.location
             if request.query_string:
                 location += "?" + request.query_string
-            response.status = 301
             response.set_header("location", location)
             await response.send_status_code(301)
         elif found.status == 404:
+            if self.spa and self._is_page_request(request):
+                index = os.path.join(self.root, self.default_file)
+                try:
+                    st = os.stat(index)
+                except OSError:
+                    st = None
+                if st is not None and stat.S_ISREG(st.st_mode):
+                    await self._send_entry(request, response, self.cache.get(index, st))
+                    return
             await self.send_not_found(response)
         else:
             await send_error_page(response, found.status)
 
-    async def _send(self, response: Response, path: str) -> bool:
-        try:
-            fh = open(path, "rb")
-        except OSError:
+    def _is_page_request(self, request: Request) -> bool:
+        """A browser navigation to a client-side route: no extension, prefers HTML."""
+        path = request.path
+        if path.startswith(RESERVED_PREFIX):
             return False
-        with fh:
-            size = os.fstat(fh.fileno()).st_size
-            response.update_headers(FILE_HEADERS)
-            response.set_header("content-type", content_type_for(path))
-            await response.send_open_file(fh, size)
-        return True
+        last = path.rsplit("/", 1)[-1]
+        if "." in last:
+            return False
+        return prefers_html(request.headers.get("accept", ""))
+
+    async def _send_entry(self, request: Request, response: Response, entry: FileEntry) -> None:
+        headers = request.headers
+        response.update_headers((
+            ("content-type", entry.content_type),
+            ("cache-control", "no-cache"),
+            ("x-content-type-options", "nosniff"),
+            ("last-modified", entry.last_modified),
+            ("accept-ranges", "bytes"),
+        ))
+        if self.sw_allowed and self._is_service_worker(request, entry):
+            response.set_header("service-worker-allowed", self.sw_allowed)
+        if entry.compressible:
+            response.set_header("vary", "accept-encoding")
+
+        ranges = None
+        range_header = headers.get("range")
+        if range_header is not None and if_range_matches(headers.get("if-range"), entry.etag,
+                                                          entry.last_modified):
+            try:
+                ranges = parse_range(range_header, entry.size)
+            except Unsatisfiable:
+                response.set_header("etag", entry.etag)
+                response.set_header("content-range", f"bytes */{entry.size}")
+                response.headers.pop("content-type", None)
+                response.status = 416
+                await response.send(b"")
+                return
+
+        variant = None
+        if ranges is None and entry.compressible:
+            coding = encoding.choose_coding(headers.get("accept-encoding"))
+            if coding is not None:
+                before = entry.cost
+                variant = entry.variant(coding)
+                self.cache.account(entry, before)
+        etag = variant.etag if variant is not None else entry.etag
+        response.set_header("etag", etag)
+
+        if not_modified(headers, etag, entry.mtime):
+            response.status = 304
+            response.headers.pop("content-type", None)
+            await response.start(end_stream=True)
+            return
+
+        if (self.early_hints and request.method == "GET"
+                and entry.content_type.startswith("text/html")):
+            links = entry.preload_links()
+            if links:
+                await response.send_informational(103, [("link", ", ".join(links))])
+
+        if ranges is not None:
+            await self._send_ranges(response, entry, ranges)
+        elif variant is not None:
+            response.set_header("content-encoding", variant.coding)
+            await self._send_body(response, variant.body, variant.path, 0, variant.size)
+        else:
+            await self._send_body(response, entry.body, entry.path, 0, entry.size)
+
+    def _is_service_worker(self, request: Request, entry: FileEntry) -> bool:
+        if request.headers.get("service-worker") == "script":
+            return True
+        return os.path.basename(entry.path) in SERVICE_WORKER_NAMES
+
+    async def _send_ranges(self, response: Response, entry: FileEntry,
+                           ranges: list[tuple[int, int]]) -> None:
+        response.status = 206
+        if len(ranges) == 1:
+            first, last = ranges[0]
+            response.set_header("content-range", content_range(first, last, entry.size))
+            await self._send_body(response, entry.body, entry.path, first, last - first + 1)
+            return
+        multipart = Multipart(ranges, entry.size, entry.content_type)
+        response.set_header("content-type", multipart.content_type)
+        response.set_header("content-length", multipart.length)
+        await response.start()
+        if response.finished:  # HEAD
+            return
+        fh = None if entry.body is not None else open(entry.path, "rb")
+        try:
+            pieces = list(multipart.pieces())
+            for number, (data, span) in enumerate(pieces):
+                last_piece = number == len(pieces) - 1
+                if span is not None:
+                    first, last = span
+                    if entry.body is not None:
+                        data = entry.body[first:last + 1]
+                    else:
+                        assert fh is not None
+                        fh.seek(first)
+                        data = fh.read(last - first + 1)
+                await response.write(data, end=last_piece)
+        finally:
+            if fh is not None:
+                fh.close()
+
+    async def _send_body(self, response: Response, body: bytes | None, path: str,
+                         offset: int, length: int) -> None:
+        """A slice of a cached body, or of the file on disk streamed in chunks."""
+        if body is not None:
+            await response.send(body if length == len(body) else body[offset:offset + length])
+            return
+        with open(path, "rb") as fh:
+            if offset:
+                fh.seek(offset)
+            await response.send_open_file(fh, length)
 
     async def send_not_found(self, response: Response) -> None:
         """404 with the site's own ``404.html`` when it has one, else a small built-in page."""
@@ -121,8 +297,31 @@ class StaticFiles:
         await response.send(body)
 
 
+def prefers_html(accept: str) -> bool:
+    """True when ``accept`` names ``text/html`` with a q-value no lower than any other type."""
+    html_q = None
+    best_other = 0.0
+    for item in accept.split(","):
+        media, _, params = item.strip().partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media == "text/html":
+            html_q = q
+        elif media not in ("*/*", "text/*", "application/xhtml+xml"):
+            best_other = max(best_other, q)
+    return html_q is not None and html_q > 0 and html_q >= best_other
+
+
 _REASONS = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Content Too Large", 500: "Internal Server Error"}
+            413: "Content Too Large", 416: "Range Not Satisfiable",
+            500: "Internal Server Error"}
 
 
 async def send_error_page(response: Response, status: int, detail: str = "") -> None:

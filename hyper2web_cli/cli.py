@@ -7,6 +7,7 @@ code 1), never a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import click
@@ -82,6 +83,31 @@ def _configure_logging(quiet: bool) -> None:
         logging.getLogger("hyper2web.access").setLevel(logging.WARNING)
 
 
+# HTTP/2 forbids connection-specific header fields (RFC 9113 section 8.2.2).
+_FORBIDDEN_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                      "upgrade", "te", "content-length"}
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _parse_headers(ctx: click.Context, param: click.Parameter,
+                   values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``"Name: value"`` strings -> pairs, refusing what no HTTP/2 response may carry."""
+    result = []
+    for text in values:
+        name, sep, value = text.partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            raise click.BadParameter(f"{text!r} is not \"Name: value\"", ctx, param)
+        if not _TOKEN.match(name):
+            raise click.BadParameter(f"{name!r} is not a valid header name", ctx, param)
+        if name.lower() in _FORBIDDEN_HEADERS:
+            raise click.BadParameter(f"{name} cannot be set on every response", ctx, param)
+        if "\r" in value or "\n" in value:
+            raise click.BadParameter(f"the value of {name} has a line break", ctx, param)
+        result.append((name.lower(), value))
+    return result
+
+
 @main.command(context_settings=CONTEXT)
 @click.argument("root", default="./public", type=click.Path(path_type=Path))
 @click.option("--host", default="localhost", show_default=True,
@@ -96,9 +122,26 @@ def _configure_logging(quiet: bool) -> None:
               help="Python file whose setup(app) registers API handlers. "
                    "Default: routes.py beside ROOT.")
 @click.option("--no-routes", is_flag=True, help="Do not load routes.py.")
+@click.option("--spa", is_flag=True,
+              help="Answer unknown page URLs (no extension, browser navigation) with "
+                   "index.html, for client-side routing.")
+@click.option("--no-list", is_flag=True,
+              help="Answer 404 for folders without index.html instead of listing them.")
+@click.option("--header", "-H", "headers", multiple=True, callback=_parse_headers,
+              metavar='"NAME: VALUE"', help="Add a header to every response (repeatable).")
+@click.option("--cors", is_flag=True,
+              help="Allow cross-origin requests: answer preflights and add "
+                   "access-control-allow-origin: * to every response.")
+@click.option("--sw-allowed", metavar="PATH",
+              help="Send service-worker-allowed: PATH with service worker scripts, so a "
+                   "worker under /js/ may control a wider scope.")
+@click.option("--early-hints", is_flag=True,
+              help="Send 103 Early Hints with the preload links of HTML pages.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each request.")
 def serve(root: Path, host: str, port: int, cert: Path | None, key: Path | None,
-          routes_file: Path | None, no_routes: bool, quiet: bool) -> None:
+          routes_file: Path | None, no_routes: bool, spa: bool, no_list: bool,
+          headers: list[tuple[str, str]], cors: bool, sw_allowed: str | None,
+          early_hints: bool, quiet: bool) -> None:
     """Serve ROOT (default ./public) over HTTPS and HTTP/2."""
     if not root.exists():
         raise click.ClickException(f"folder not found: {root}")
@@ -106,7 +149,9 @@ def serve(root: Path, host: str, port: int, cert: Path | None, key: Path | None,
         raise click.ClickException(f"not a folder: {root}")
     _configure_logging(quiet)
     certfile, keyfile = _certificates_for(root, host, cert, key)
-    app = App(address=host, port=port, root=root, certfile=certfile, keyfile=keyfile)
+    app = App(address=host, port=port, root=root, certfile=certfile, keyfile=keyfile,
+              spa=spa, listing=not no_list, early_hints=early_hints, sw_allowed=sw_allowed,
+              cors=cors, headers=headers)
     routes_path = None if no_routes else (routes_file or find_routes(root))
     if routes_path is not None:
         if not routes_path.is_file():

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import h2.config
@@ -51,7 +51,6 @@ class ConnectionConfig:
     initial_window_size: int = 1024 * 1024
     connection_window_size: int = 16 * 1024 * 1024
     max_header_list_size: int = 64 * 1024
-    default_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _StreamState:
@@ -84,12 +83,15 @@ class StreamChannel:
         self._check_open()
         block = [(":status", str(status))]
         block.extend(headers)
-        block.extend(conn.config.default_headers)
         try:
             conn.h2.send_headers(self._state.stream_id, block, end_stream=end_stream)
         except h2.exceptions.StreamClosedError:
             raise StreamClosed(f"stream {self._state.stream_id} closed") from None
         await conn.wake_writer()
+
+    async def send_informational(self, status: int, headers: list[tuple[str, str]]) -> None:
+        """A 1xx HEADERS frame (e.g. 103 Early Hints); the final response follows."""
+        await self.send_head(status, headers, False)
 
     async def send_data(self, data: bytes, end_stream: bool) -> None:
         conn = self._conn

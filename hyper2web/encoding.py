@@ -1,0 +1,113 @@
+"""Content-coding negotiation and compressors (brotli, zstd, gzip).
+
+The server compresses a compressible file once per version and keeps the result, so the
+level can favour size a little over speed without costing every request.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+
+try:
+    import brotli
+except ImportError:  # pragma: no cover - brotli is a dependency; stay usable without it
+    brotli = None
+
+try:
+    import zstandard
+except ImportError:  # pragma: no cover - optional
+    zstandard = None
+
+# Below this size compression saves less than the header bytes it costs.
+MIN_SIZE = 1024
+
+_COMPRESSIBLE_TYPES = {
+    "application/javascript",
+    "application/json",
+    "application/manifest+json",
+    "application/wasm",
+    "application/xml",
+    "image/svg+xml",
+    "image/x-icon",
+    "text/javascript",
+}
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def _available() -> dict[str, Callable[[bytes], bytes]]:
+    codings: dict[str, Callable[[bytes], bytes]] = {}
+    if brotli is not None:
+        codings["br"] = lambda data: brotli.compress(data, quality=6)
+    if zstandard is not None:
+        compressor = zstandard.ZstdCompressor(level=10)
+        codings["zstd"] = compressor.compress
+    codings["gzip"] = _gzip
+    return codings
+
+
+# In order of preference when the client rates several codings the same.
+COMPRESSORS = _available()
+PREFERENCE = tuple(COMPRESSORS)
+# Precompressed siblings the server looks for: ``app.js.br``, ``app.js.gz``.
+SIBLING_SUFFIX = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
+
+
+def is_compressible(content_type: str) -> bool:
+    """True for text, scripts, JSON, SVG, wasm, manifests and XML."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base.startswith("text/") or base in _COMPRESSIBLE_TYPES or base.endswith("+json") \
+        or base.endswith("+xml")
+
+
+def parse_accept_encoding(header: str) -> dict[str, float]:
+    """``'br;q=1.0, gzip;q=0.5, *;q=0'`` -> ``{'br': 1.0, 'gzip': 0.5, '*': 0.0}``."""
+    result: dict[str, float] = {}
+    for item in header.split(","):
+        name, _, params = item.strip().partition(";")
+        name = name.strip().lower()
+        if not name:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = max(0.0, min(1.0, float(value)))
+                except ValueError:
+                    q = 0.0
+        result[name] = q
+    return result
+
+
+def choose_coding(header: str | None, offered: tuple[str, ...] = PREFERENCE) -> str | None:
+    """The coding to use for a response, or None for identity.
+
+    Honours q-values (``q=0`` refuses a coding, ``*`` covers unnamed ones); among equal
+    q-values the order of ``offered`` decides.
+    """
+    if not header:
+        return None
+    accepted = parse_accept_encoding(header)
+    star = accepted.get("*")
+    best, best_q = None, 0.0
+    for name in offered:
+        q = accepted.get(name, accepted.get("x-gzip") if name == "gzip" else None)
+        if q is None:
+            q = star if star is not None else 0.0
+        if q > best_q:
+            best, best_q = name, q
+    identity_q = accepted.get("identity", star if star is not None else 1.0)
+    if best is not None and best_q >= identity_q:
+        return best
+    if best is not None and identity_q == 0.0:
+        return best
+    return None
+
+
+def compress(coding: str, data: bytes) -> bytes:
+    """``data`` compressed with ``coding`` (one of ``PREFERENCE``)."""
+    return COMPRESSORS[coding](data)

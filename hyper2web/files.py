@@ -1,0 +1,201 @@
+"""What the server knows about one file version: validators, body, compressed variants.
+
+Entries are keyed by real path and checked with one ``stat`` per request against
+``(mtime_ns, size, inode)``: an unchanged file costs no read, no compression and no header
+formatting; an edited file gets a new entry, so a new etag, at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from email.utils import formatdate, parsedate_to_datetime
+
+from . import encoding
+from .mime import content_type_for
+
+# Files up to this size are kept in memory; bigger ones stream from disk.
+SMALL_FILE = 256 * 1024
+# Compressible files up to this size are compressed (once per version); bigger ones are not.
+MAX_COMPRESS = 8 * 1024 * 1024
+CACHE_BYTES = 128 * 1024 * 1024
+
+_PRELOAD = re.compile(
+    rb"<link\b[^>]*\brel\s*=\s*[\"']?(?:preload|modulepreload)\b[^>]*>", re.IGNORECASE)
+_ATTR = re.compile(rb"""\b(href|as|crossorigin|type)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""",
+                   re.IGNORECASE)
+
+
+def http_date(timestamp: float) -> str:
+    return formatdate(timestamp, usegmt=True)
+
+
+class Variant:
+    """One encoding of a file: in memory, or a precompressed sibling on disk."""
+
+    __slots__ = ("coding", "etag", "size", "body", "path")
+
+    def __init__(self, coding: str, etag: str, size: int, body: bytes | None = None,
+                 path: str = "") -> None:
+        self.coding = coding
+        self.etag = etag
+        self.size = size
+        self.body = body
+        self.path = path
+
+
+class FileEntry:
+    """A file version: its type, validators, small body and compressed variants."""
+
+    __slots__ = ("path", "key", "size", "content_type", "etag", "last_modified", "mtime",
+                 "body", "compressible", "variants", "_links", "cost")
+
+    def __init__(self, path: str, st: os.stat_result) -> None:
+        self.path = path
+        self.key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        self.size = st.st_size
+        self.mtime = st.st_mtime
+        self.content_type = content_type_for(path)
+        self.etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+        self.last_modified = http_date(st.st_mtime)
+        self.body: bytes | None = None
+        self.compressible = encoding.is_compressible(self.content_type)
+        self.variants: dict[str, Variant | None] = {}
+        self._links: list[str] | None = None
+        self.cost = 0
+
+    def load_small(self) -> None:
+        """Read the body into memory when the file is small."""
+        if self.size <= SMALL_FILE:
+            with open(self.path, "rb") as fh:
+                self.body = fh.read(self.size + 1)
+            if len(self.body) != self.size:  # changed under us: don't cache a torn read
+                self.body = None
+            self.cost += len(self.body or b"")
+
+    def variant(self, coding: str) -> Variant | None:
+        """The body in ``coding``: a fresh precompressed sibling, else compressed once."""
+        if coding in self.variants:
+            return self.variants[coding]
+        found = self._sibling(coding) or self._compressed(coding)
+        self.variants[coding] = found
+        if found is not None and found.body is not None:
+            self.cost += len(found.body)
+        return found
+
+    def _sibling(self, coding: str) -> Variant | None:
+        path = self.path + encoding.SIBLING_SUFFIX[coding]
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if st.st_mtime_ns < self.key[0]:
+            return None  # older than the file it claims to compress: stale
+        body = None
+        if st.st_size <= SMALL_FILE:
+            with open(path, "rb") as fh:
+                body = fh.read()
+        tag = f'"{st.st_size:x}-{st.st_mtime_ns:x}-{coding}"'
+        return Variant(coding, tag, st.st_size if body is None else len(body), body, path)
+
+    def _compressed(self, coding: str) -> Variant | None:
+        if not self.compressible or self.size < encoding.MIN_SIZE or self.size > MAX_COMPRESS:
+            return None
+        data = self.body
+        if data is None:
+            with open(self.path, "rb") as fh:
+                data = fh.read()
+        packed = encoding.compress(coding, data)
+        if len(packed) >= len(data):
+            return None
+        return Variant(coding, self.etag[:-1] + f'-{coding}"', len(packed), packed)
+
+    def preload_links(self) -> list[str]:
+        """``link`` header values for ``<link rel=preload|modulepreload>`` in an HTML body."""
+        if self._links is None:
+            self._links = []
+            if self.body is not None and self.content_type.startswith("text/html"):
+                self._links = [_link_value(tag.group(0)) for tag in _PRELOAD.finditer(self.body)]
+                self._links = [link for link in self._links if link]
+        return self._links
+
+
+def _link_value(tag: bytes) -> str:
+    attrs = {m.group(1).lower().decode(): (m.group(2) or m.group(3) or m.group(4) or b"")
+             for m in _ATTR.finditer(tag)}
+    href = attrs.get("href", b"").decode("utf-8", "replace")
+    if not href or any(c in href for c in "<>\r\n"):
+        return ""
+    rel = b"modulepreload" if re.search(rb"modulepreload", tag, re.IGNORECASE) else b"preload"
+    value = f"<{href}>; rel={rel.decode()}"
+    for name in ("as", "type"):
+        if name in attrs and re.fullmatch(rb"[\w/+.-]+", attrs[name]):
+            value += f"; {name}={attrs[name].decode()}"
+    if "crossorigin" in attrs:
+        value += "; crossorigin"
+    return value
+
+
+class FileCache:
+    """A bounded LRU of ``FileEntry`` by real path."""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, FileEntry] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, path: str, st: os.stat_result) -> FileEntry:
+        """The entry for ``path`` as ``st`` describes it, built anew when the file changed."""
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        entry = self._entries.get(path)
+        if entry is not None and entry.key == key:
+            self._entries.move_to_end(path)
+            return entry
+        if entry is not None:
+            self._drop(path)
+        entry = FileEntry(path, st)
+        entry.load_small()
+        self._entries[path] = entry
+        self._bytes += entry.cost
+        self._trim()
+        return entry
+
+    def account(self, entry: FileEntry, before: int) -> None:
+        """Count bytes an entry gained after it was cached (a new compressed variant)."""
+        if self._entries.get(entry.path) is entry:
+            self._bytes += entry.cost - before
+            self._trim()
+
+    def _drop(self, path: str) -> None:
+        entry = self._entries.pop(path)
+        self._bytes -= entry.cost
+
+    def _trim(self) -> None:
+        while self._bytes > self.max_bytes and len(self._entries) > 1:
+            path = next(iter(self._entries))
+            self._drop(path)
+
+
+def not_modified(headers: dict[str, str], etag: str, mtime: float) -> bool:
+    """RFC 9110 13.1: ``if-none-match`` (weak comparison) wins over ``if-modified-since``."""
+    inm = headers.get("if-none-match")
+    if inm is not None:
+        if inm.strip() == "*":
+            return True
+        bare = etag[2:] if etag.startswith("W/") else etag
+        for tag in inm.split(","):
+            tag = tag.strip()
+            if tag.startswith("W/"):
+                tag = tag[2:]
+            if tag == bare:
+                return True
+        return False
+    ims = headers.get("if-modified-since")
+    if ims:
+        try:
+            since = parsedate_to_datetime(ims).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return False
+        return int(mtime) <= since
+    return False
