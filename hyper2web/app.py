@@ -26,7 +26,9 @@ from typing import Any
 from .certs import CERT_NAME, KEY_NAME, write_certificates
 from .exceptions import HTTPError, ServerError, StreamClosed
 from .http import Request, Response
-from .router import Handler, Router
+from .reload import PREFIX as RELOAD_PREFIX
+from .reload import LiveReload
+from .router import Handler, Router, Routes
 from .server.h2 import ConnectionConfig
 from .server.listener import Server
 from .server.tls import make_ssl_context
@@ -65,13 +67,16 @@ class App:
         sw_allowed: str | None = None,
         cors: bool = False,
         headers: Iterable[tuple[str, str]] = (),
+        live_reload: LiveReload | None = None,
     ) -> None:
         self.address = address
         self.port = port
         self.root = os.fspath(root)
         self.auto_serve_static_file = auto_serve_static_file
         self.default_file = default_file
+        self._router_factory = router
         self.router = router()
+        self._collecting: Router | None = None
         self.certfile = os.fspath(certfile)
         self.keyfile = os.fspath(keyfile)
         self.max_body_size = max_body_size
@@ -84,6 +89,7 @@ class App:
         if cors:
             defaults.append(("access-control-allow-origin", "*"))
         self.response_defaults = tuple(defaults)
+        self.live_reload = live_reload
         self.static: StaticFiles | None = None
         self.server: Server | None = None
 
@@ -93,11 +99,33 @@ class App:
         """Register ``handler`` for ``method`` on ``route``; without a handler, a decorator."""
         if handler is None:
             def decorator(func: Handler) -> Handler:
-                self.router.register(method, route, func)
+                self._registry().register(method, route, func)
                 return func
             return decorator
-        self.router.register(method, route, handler)
+        self._registry().register(method, route, handler)
         return handler
+
+    def _registry(self) -> Router:
+        return self._collecting if self._collecting is not None else self.router
+
+    def include(self, routes: Routes) -> None:
+        """Register every route declared with ``Routes`` decorators."""
+        for method, route, handler in routes.entries:
+            self.route(method, route, handler)
+
+    def replace_routes(self, register: Callable[[App], None]) -> None:
+        """Build a new router with ``register(app)`` and swap it in at once.
+
+        Requests keep using the old router until the swap, a single assignment, so requests
+        in flight are untouched; if ``register`` raises, the old routes stay.
+        """
+        fresh = self._router_factory()
+        self._collecting = fresh
+        try:
+            register(self)
+        finally:
+            self._collecting = None
+        self.router = fresh
 
     def get(self, route: str, handler: Handler | None = None) -> Any:
         """Register a GET handler (it answers HEAD too). ``route`` may hold ``{name}``."""
@@ -154,6 +182,11 @@ class App:
                            early_hints=self.early_hints, sw_allowed=self.sw_allowed)
 
     async def _answer(self, request: Request, response: Response) -> None:
+        if request.path.startswith(RELOAD_PREFIX):
+            # Everything under /__hyper2web__/ belongs to the server, never to the site.
+            if self.live_reload is None or not await self.live_reload.handle(request, response):
+                await send_error_page(response, 404)
+            return
         match = self.router.resolve(request.method, request.path)
         if match.handler is not None:
             request.para = match.params
@@ -208,7 +241,9 @@ class App:
         self.static = self._static_files() if self.auto_serve_static_file else None
         ssl_context = make_ssl_context(self.certfile, self.keyfile)
         config = ConnectionConfig(max_body_size=self.max_body_size)
-        self.server = Server(self.handle, ssl_context, self.address, self.port, config=config)
+        background = [self.live_reload.pump] if self.live_reload is not None else []
+        self.server = Server(self.handle, ssl_context, self.address, self.port, config=config,
+                             background=background)
         self.server.bind()
         self.port = self.server.port
         return self.server

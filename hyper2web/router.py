@@ -143,3 +143,40 @@ class Router:
         """Every registered ``(method, pattern)``, for listings and tests."""
         entries = list(self._plain.values()) + self._patterns
         return [(m, e.pattern) for e in entries for m in e.handlers]
+
+
+class Routes:
+    """Routes declared with decorators in a module, registered on an app later.
+
+        routes = Routes()
+
+        @routes.get("top10")
+        async def top10(request, response): ...
+
+    ``app.include(routes)`` registers them; ``hyper2web serve`` does it for every ``Routes``
+    in routes.py.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str, Handler]] = []
+
+    def route(self, method: str, route: str) -> Callable[[Handler], Handler]:
+        def decorator(handler: Handler) -> Handler:
+            self.entries.append((method.upper(), route, handler))
+            return handler
+        return decorator
+
+    def get(self, route: str) -> Callable[[Handler], Handler]:
+        return self.route("GET", route)
+
+    def post(self, route: str) -> Callable[[Handler], Handler]:
+        return self.route("POST", route)
+
+    def put(self, route: str) -> Callable[[Handler], Handler]:
+        return self.route("PUT", route)
+
+    def patch(self, route: str) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", route)
+
+    def delete(self, route: str) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", route)

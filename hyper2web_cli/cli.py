@@ -23,9 +23,11 @@ from hyper2web.certs import (
     write_certificates,
 )
 from hyper2web.exceptions import CertificateError, ServerError
+from hyper2web.reload import LiveReload
 
 from .routes import RoutesError, find_routes, load_routes
 from .scaffold import ScaffoldError, create_project
+from .watch import SiteWatcher
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -79,6 +81,7 @@ def _hosts_or_empty(cert: Path) -> list[str]:
 
 def _configure_logging(quiet: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     if quiet:
         logging.getLogger("hyper2web.access").setLevel(logging.WARNING)
 
@@ -137,11 +140,20 @@ def _parse_headers(ctx: click.Context, param: click.Parameter,
                    "worker under /js/ may control a wider scope.")
 @click.option("--early-hints", is_flag=True,
               help="Send 103 Early Hints with the preload links of HTML pages.")
+@click.option("--no-reload", is_flag=True,
+              help="Turn live reload off: no file watching, no script injected into pages.")
+@click.option("--ignore", "ignores", multiple=True, metavar="GLOB",
+              help="Do not reload for files matching GLOB (repeatable); .git, node_modules, "
+                   "__pycache__, .venv and editor swap files are always ignored.")
+@click.option("--poll", is_flag=True,
+              help="Watch files by polling (for network drives and WSL's /mnt; chosen "
+                   "automatically where change events do not arrive).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each request.")
 def serve(root: Path, host: str, port: int, cert: Path | None, key: Path | None,
           routes_file: Path | None, no_routes: bool, spa: bool, no_list: bool,
           headers: list[tuple[str, str]], cors: bool, sw_allowed: str | None,
-          early_hints: bool, quiet: bool) -> None:
+          early_hints: bool, no_reload: bool, ignores: tuple[str, ...], poll: bool,
+          quiet: bool) -> None:
     """Serve ROOT (default ./public) over HTTPS and HTTP/2."""
     if not root.exists():
         raise click.ClickException(f"folder not found: {root}")
@@ -151,7 +163,8 @@ def serve(root: Path, host: str, port: int, cert: Path | None, key: Path | None,
     certfile, keyfile = _certificates_for(root, host, cert, key)
     app = App(address=host, port=port, root=root, certfile=certfile, keyfile=keyfile,
               spa=spa, listing=not no_list, early_hints=early_hints, sw_allowed=sw_allowed,
-              cors=cors, headers=headers)
+              cors=cors, headers=headers,
+              live_reload=None if no_reload else LiveReload())
     routes_path = None if no_routes else (routes_file or find_routes(root))
     if routes_path is not None:
         if not routes_path.is_file():
@@ -175,9 +188,19 @@ def serve(root: Path, host: str, port: int, cert: Path | None, key: Path | None,
         if routes_path is not None:
             click.echo(f"  Routes:  {routes_path} ({len(app.router.routes)} handlers)")
         click.echo(f"  TLS:     {certfile}")
+        if app.live_reload is not None:
+            click.echo(f"  Reload:  watching {root}" + (" and routes" if routes_path else ""))
         click.echo("\n  Ctrl+C to stop\n", err=False)
 
-    server.run(banner)
+    watcher = None
+    if app.live_reload is not None:
+        watcher = SiteWatcher(app, root, routes_path, ignore=ignores, poll=poll)
+        watcher.start()
+    try:
+        server.run(banner)
+    finally:
+        if watcher is not None:
+            watcher.stop()
 
 
 @main.command(context_settings=CONTEXT)

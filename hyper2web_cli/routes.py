@@ -1,6 +1,6 @@
 """Find and load the user's ``routes.py``: the module that adds API handlers to the app.
 
-The module defines ``setup(app)`` and registers its handlers there::
+Two forms, usable together. A ``setup(app)`` function that registers handlers::
 
     async def top10(request, response):
         await response.send_json([...])
@@ -8,8 +8,18 @@ The module defines ``setup(app)`` and registers its handlers there::
     def setup(app):
         app.get("top10", top10)
 
+or decorators on a module-level ``Routes``::
+
+    from hyper2web import Routes
+    routes = Routes()
+
+    @routes.get("top10")
+    async def top10(request, response): ...
+
 It is loaded as a fresh module (not through ``sys.modules``), so the folder it lives in
-needs no ``__init__.py`` and its name clashes with nothing.
+needs no ``__init__.py`` and its name clashes with nothing. Loading again (after an edit)
+also forgets the modules imported from its folder, so a helper module beside it is
+re-imported too, and swaps the app's routes only once everything imported cleanly.
 """
 
 from __future__ import annotations
@@ -35,7 +45,28 @@ def find_routes(root: Path) -> Path | None:
 
 
 def load_routes(path: Path, app: Any) -> ModuleType:
-    """Import ``path`` and call its ``setup(app)``; ``RoutesError`` says what went wrong."""
+    """Import ``path`` and register its routes in place of the app's current ones.
+
+    ``RoutesError`` (one line with file:line) says what went wrong; the app's routes are
+    then left as they were.
+    """
+    modules: list[ModuleType] = []
+    _forget_modules_in(path.resolve().parent)
+    app.replace_routes(lambda target: modules.append(_register(path, target)))
+    return modules[0]
+
+
+def _forget_modules_in(folder: Path) -> None:
+    prefix = str(folder) + "/"
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None) or ""
+        if filename.startswith(prefix) and "site-packages" not in filename:
+            del sys.modules[name]
+
+
+def _register(path: Path, app: Any) -> ModuleType:
+    from hyper2web import Routes
+
     name = f"hyper2web_routes_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -48,11 +79,16 @@ def load_routes(path: Path, app: Any) -> ModuleType:
     try:
         spec.loader.exec_module(module)
         setup = getattr(module, "setup", None)
-        if setup is None:
-            raise RoutesError(f"{path}: defines no setup(app) function to register routes")
-        if not callable(setup):
+        declared = [v for v in vars(module).values() if isinstance(v, Routes)]
+        if setup is None and not declared:
+            raise RoutesError(f"{path}: defines no setup(app) function and no Routes() "
+                              "to register routes")
+        if setup is not None and not callable(setup):
             raise RoutesError(f"{path}: setup is not a function")
-        setup(app)
+        for routes in declared:
+            app.include(routes)
+        if setup is not None:
+            setup(app)
     except RoutesError:
         raise
     except SyntaxError as exc:

@@ -14,7 +14,7 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .._curio import curio
@@ -51,6 +51,7 @@ class Server:
         config: ConnectionConfig | None = None,
         handshake_timeout: float = 10.0,
         shutdown_grace: float = 0.5,
+        background: Iterable[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.handler = handler
         self.ssl_context = ssl_context
@@ -59,6 +60,8 @@ class Server:
         self.config = config or ConnectionConfig()
         self.handshake_timeout = handshake_timeout
         self.shutdown_grace = shutdown_grace
+        # Tasks that live as long as the server (e.g. the live-reload event pump).
+        self.background = list(background)
         self.sockets: list[socket.socket] = []
         self.connections: set[H2Connection] = set()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -178,6 +181,8 @@ class Server:
         async with curio.TaskGroup() as connections:
             accepting = [await curio.spawn(self._accept_loop, ls, connections, daemon=True)
                          for ls in listeners]
+            for job in self.background:
+                accepting.append(await curio.spawn(job, daemon=True))
             if ready is not None:
                 ready(self)
             await wake.recv(1)

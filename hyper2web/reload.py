@@ -1,0 +1,144 @@
+"""Live reload: the event hub, the event stream endpoint, the browser client, HTML injection.
+
+Browsers subscribe with ``GET /__hyper2web__/events``, a ``text/event-stream`` that rides on
+the page's own HTTP/2 connection (no extra port, no WebSocket). The hub sends:
+
+- ``hello``  first, with the server's boot id: a client that sees a new id after a
+  reconnect knows the server restarted and reloads;
+- ``reload`` with the URL paths that changed (the client drops them from service-worker
+  caches first, so a cache-first worker cannot serve the old file);
+- ``css``    with the stylesheet paths that changed: the client swaps those ``<link>``s only;
+- ``error``  with a message to show as an overlay (e.g. routes.py failed to import).
+
+Changes come from another thread (the file watcher) through ``post``, which is thread-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ._curio import curio
+from .http import Request, Response
+
+log = logging.getLogger("hyper2web.reload")
+
+PREFIX = "/__hyper2web__/"
+EVENTS_PATH = PREFIX + "events"
+CLIENT_PATH = PREFIX + "client.js"
+SCRIPT_TAG = b'<script src="/__hyper2web__/client.js" defer></script>'
+HEARTBEAT_SECONDS = 15.0
+_CLIENT_JS = (Path(__file__).parent / "assets" / "client.js").read_bytes()
+
+
+def _event(kind: str, data: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class LiveReload:
+    """Fans events out to every open event stream, in every tab of every browser."""
+
+    def __init__(self, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+        self.heartbeat = heartbeat
+        self.boot_id = os.urandom(6).hex()
+        self.error: str | None = None
+        self._subscribers: set[Any] = set()
+        self._inbox = curio.UniversalQueue()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    # -- producing events ------------------------------------------------------------------
+
+    def post(self, kind: str, data: Any = None) -> None:
+        """Queue an event from any thread; ``pump`` delivers it."""
+        self._inbox.put((kind, data))
+
+    async def publish(self, kind: str, data: Any = None) -> None:
+        """Send an event to every subscriber now (from the event loop)."""
+        if kind == "error":
+            self.error = data.get("message") if isinstance(data, dict) else str(data)
+        elif kind == "reload":
+            self.error = None
+        message = _event(kind, data if data is not None else {})
+        for queue in list(self._subscribers):
+            await queue.put(message)
+
+    async def pump(self) -> None:
+        """Move events posted by other threads to the subscribers (a server task)."""
+        while True:
+            kind, data = await self._inbox.get()
+            await self.publish(kind, data)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    async def handle(self, request: Request, response: Response) -> bool:
+        """Answer the reload endpoints; False for any other path."""
+        path = request.path
+        if path == EVENTS_PATH:
+            await self._stream(request, response)
+            return True
+        if path == CLIENT_PATH:
+            response.update_headers((("content-type", "text/javascript; charset=utf-8"),
+                                     ("cache-control", "no-cache")))
+            await response.send(_CLIENT_JS)
+            return True
+        return False
+
+    async def _stream(self, request: Request, response: Response) -> None:
+        response.update_headers((("content-type", "text/event-stream"),
+                                 ("cache-control", "no-store")))
+        await response.start(200)
+        if response.finished:  # HEAD
+            return
+        queue = curio.Queue()
+        self._subscribers.add(queue)
+        try:
+            hello = {"id": self.boot_id}
+            if self.error:
+                hello["error"] = self.error
+            await response.write(b"retry: 500\n\n" + _event("hello", hello))
+            while True:
+                message = None
+                async with curio.ignore_after(self.heartbeat):
+                    message = await queue.get()
+                await response.write(message if message is not None else b": ping\n\n")
+        finally:
+            self._subscribers.discard(queue)
+
+
+# -- HTML injection ------------------------------------------------------------------------
+
+# Regions in which a "</head>" or "</body>" is text, not markup: the tag must not go there.
+_OPAQUE = re.compile(
+    rb"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|template)\b.*?(?:</\1\s*>|\Z)",
+    re.IGNORECASE | re.DOTALL)
+_HEAD_END = re.compile(rb"</head\s*>", re.IGNORECASE)
+_BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
+
+
+def inject_script(html: bytes, tag: bytes = SCRIPT_TAG) -> bytes:
+    """``html`` with ``tag`` before ``</head>``, else before ``</body>``, else at the end.
+
+    Occurrences inside comments, scripts, styles, textareas and the like are skipped.
+    """
+    opaque = [m.span() for m in _OPAQUE.finditer(html)]
+
+    def first_outside(pattern: re.Pattern[bytes]) -> int:
+        for match in pattern.finditer(html):
+            start = match.start()
+            if not any(a <= start < b for a, b in opaque):
+                return start
+        return -1
+
+    at = first_outside(_HEAD_END)
+    if at == -1:
+        at = first_outside(_BODY_END)
+    if at == -1:
+        return html + tag
+    return html[:at] + tag + html[at:]
