@@ -27,7 +27,7 @@ from .certs import CERT_NAME, KEY_NAME, write_certificates
 from .exceptions import HTTPError, ServerError, StreamClosed
 from .http import Request, Response
 from .reload import PREFIX as RELOAD_PREFIX
-from .reload import LiveReload
+from .reload import LiveReload, inject_script
 from .router import Handler, Router, Routes
 from .server.h2 import ConnectionConfig
 from .server.listener import Server
@@ -153,6 +153,8 @@ class App:
         """Answer one request: a route's handler, else a static file, else 404/405."""
         started = time.perf_counter()
         response.defaults = self.response_defaults
+        if self.live_reload is not None:
+            response.html_filter = inject_script
         try:
             if self.cors and request.method == "OPTIONS" and \
                     "access-control-request-method" in request.headers:

@@ -35,6 +35,10 @@ class ServerError(Hyper2WebError):
     """
 
 
+class PortInUse(ServerError):
+    """The port is taken by another program on one of the addresses to bind."""
+
+
 class CertificateError(ServerError):
     """Certificates are missing, unreadable or do not match."""
 

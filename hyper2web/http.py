@@ -10,7 +10,7 @@ from __future__ import annotations
 import json as _json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -128,7 +128,7 @@ class Response:
     """
 
     __slots__ = ("stream_id", "status", "headers", "_channel", "_head_only", "started",
-                 "finished", "bytes_sent", "defaults")
+                 "finished", "bytes_sent", "defaults", "html_filter")
 
     def __init__(
         self,
@@ -144,6 +144,8 @@ class Response:
         # Headers every response of the app carries (``--header``, CORS) unless the handler
         # set the same name; merged when the response starts, so ``set_headers`` keeps them.
         self.defaults = defaults
+        # Applied to HTML sent with ``send_file`` (live reload injects its script).
+        self.html_filter: Callable[[bytes], bytes] | None = None
         self._channel = channel
         self._head_only = head_only
         self.started = False
@@ -269,7 +271,10 @@ class Response:
             return
         with fh:
             size = os.fstat(fh.fileno()).st_size
-            self.headers.setdefault("content-type", content_type_for(path))
+            ctype = self.headers.setdefault("content-type", content_type_for(path))
+            if self.html_filter is not None and ctype.startswith("text/html"):
+                await self.send(self.html_filter(fh.read()))
+                return
             await self.send_open_file(fh, size)
 
     async def send_open_file(self, fh: Any, size: int) -> None:

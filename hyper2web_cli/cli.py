@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import webbrowser
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import click
 
@@ -22,11 +26,14 @@ from hyper2web.certs import (
     pair_problem,
     write_certificates,
 )
-from hyper2web.exceptions import CertificateError, ServerError
+from hyper2web.exceptions import CertificateError, PortInUse, ServerError
 from hyper2web.reload import LiveReload
+from hyper2web.server.listener import Server
 
+from .config import apply_config
 from .routes import RoutesError, find_routes, load_routes
 from .scaffold import ScaffoldError, create_project
+from .terminal import AccessLogHandler, network_addresses, qr_lines
 from .watch import SiteWatcher
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -82,8 +89,11 @@ def _hosts_or_empty(cert: Path) -> list[str]:
 def _configure_logging(quiet: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
-    if quiet:
-        logging.getLogger("hyper2web.access").setLevel(logging.WARNING)
+    access = logging.getLogger("hyper2web.access")
+    access.propagate = False
+    if not any(isinstance(h, AccessLogHandler) for h in access.handlers):
+        access.addHandler(AccessLogHandler())
+    access.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 # HTTP/2 forbids connection-specific header fields (RFC 9113 section 8.2.2).
@@ -148,24 +158,31 @@ def _parse_headers(ctx: click.Context, param: click.Parameter,
 @click.option("--poll", is_flag=True,
               help="Watch files by polling (for network drives and WSL's /mnt; chosen "
                    "automatically where change events do not arrive).")
+@click.option("--open", "open_browser", is_flag=True,
+              help="Open the site in the default browser once it is served.")
+@click.option("--strict-port", is_flag=True,
+              help="Fail when the port is in use instead of trying the next ones.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each request.")
-def serve(root: Path, host: str, port: int, cert: Path | None, key: Path | None,
-          routes_file: Path | None, no_routes: bool, spa: bool, no_list: bool,
-          headers: list[tuple[str, str]], cors: bool, sw_allowed: str | None,
-          early_hints: bool, no_reload: bool, ignores: tuple[str, ...], poll: bool,
-          quiet: bool) -> None:
-    """Serve ROOT (default ./public) over HTTPS and HTTP/2."""
+@click.pass_context
+def serve(ctx: click.Context, **values: Any) -> None:
+    """Serve ROOT (default ./public) over HTTPS and HTTP/2, with live reload.
+
+    Every option can also be set in hyper2web.toml beside ROOT; options typed here win.
+    """
+    config_file = apply_config(ctx, values)
+    opt = SimpleNamespace(**values)
+    root: Path = opt.root
     if not root.exists():
         raise click.ClickException(f"folder not found: {root}")
     if not root.is_dir():
         raise click.ClickException(f"not a folder: {root}")
-    _configure_logging(quiet)
-    certfile, keyfile = _certificates_for(root, host, cert, key)
-    app = App(address=host, port=port, root=root, certfile=certfile, keyfile=keyfile,
-              spa=spa, listing=not no_list, early_hints=early_hints, sw_allowed=sw_allowed,
-              cors=cors, headers=headers,
-              live_reload=None if no_reload else LiveReload())
-    routes_path = None if no_routes else (routes_file or find_routes(root))
+    _configure_logging(opt.quiet)
+    certfile, keyfile = _certificates_for(root, opt.host, opt.cert, opt.key)
+    app = App(address=opt.host, port=opt.port, root=root, certfile=certfile, keyfile=keyfile,
+              spa=opt.spa, listing=not opt.no_list, early_hints=opt.early_hints,
+              sw_allowed=opt.sw_allowed, cors=opt.cors, headers=opt.headers,
+              live_reload=None if opt.no_reload else LiveReload())
+    routes_path = None if opt.no_routes else (opt.routes_file or find_routes(root))
     if routes_path is not None:
         if not routes_path.is_file():
             raise click.ClickException(f"routes file not found: {routes_path}")
@@ -173,34 +190,69 @@ def serve(root: Path, host: str, port: int, cert: Path | None, key: Path | None,
             load_routes(routes_path, app)
         except RoutesError as exc:
             raise click.ClickException(f"cannot load routes: {exc}") from None
-    try:
-        server = app.make_server()
-    except CertificateError as exc:
-        raise click.ClickException(pair_problem(certfile, keyfile) or str(exc)) from None
-    except ServerError as exc:
-        hint = "" if "in use" not in str(exc) else " (pick another with --port, or stop the " \
-                                                   "server that holds it)"
-        raise click.ClickException(f"{exc}{hint}") from None
+    server = _bind(app, certfile, keyfile, strict=opt.strict_port)
 
     def banner(_: object) -> None:
-        click.echo(f"\n  hyper2web {hyper2web.__version__}  serving {root}\n")
-        click.echo(f"  Local:   {app.url}")
-        if routes_path is not None:
-            click.echo(f"  Routes:  {routes_path} ({len(app.router.routes)} handlers)")
-        click.echo(f"  TLS:     {certfile}")
-        if app.live_reload is not None:
-            click.echo(f"  Reload:  watching {root}" + (" and routes" if routes_path else ""))
-        click.echo("\n  Ctrl+C to stop\n", err=False)
+        _print_banner(app, root, routes_path, certfile, config_file)
+        if opt.open_browser:
+            threading.Thread(target=webbrowser.open, args=(app.url,), daemon=True).start()
 
     watcher = None
     if app.live_reload is not None:
-        watcher = SiteWatcher(app, root, routes_path, ignore=ignores, poll=poll)
+        watcher = SiteWatcher(app, root, routes_path, ignore=opt.ignores, poll=opt.poll)
         watcher.start()
     try:
         server.run(banner)
     finally:
         if watcher is not None:
             watcher.stop()
+
+
+PORT_TRIES = 20
+
+
+def _bind(app: App, certfile: Path, keyfile: Path, *, strict: bool) -> Server:
+    """Bind the app's port; when it is taken, the next free one (unless ``strict``)."""
+    wanted = app.port
+    for attempt in range(1 if strict or wanted == 0 else PORT_TRIES):
+        try:
+            server = app.make_server()
+        except PortInUse as exc:
+            if strict or wanted == 0 or attempt == PORT_TRIES - 1 or app.port >= 65535:
+                raise click.ClickException(
+                    f"{exc} (pick another with --port, or stop the server that holds it)"
+                ) from None
+            app.port += 1
+            continue
+        except CertificateError as exc:
+            raise click.ClickException(pair_problem(certfile, keyfile) or str(exc)) from None
+        except ServerError as exc:
+            raise click.ClickException(str(exc)) from None
+        if app.port != wanted and wanted != 0:
+            click.echo(f"  port {wanted} is in use, using {app.port} instead", err=True)
+        return server
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _print_banner(app: App, root: Path, routes_path: Path | None, certfile: Path,
+                  config_file: Path | None) -> None:
+    click.echo(f"\n  {click.style('hyper2web', bold=True)} {hyper2web.__version__}  "
+               f"serving {root}\n")
+    click.echo(f"  Local:   {click.style(app.url, fg='cyan')}")
+    if app.address in ("0.0.0.0", "::", ""):
+        for address in network_addresses():
+            url = f"https://{address}:{app.port}/"
+            click.echo(f"  Network: {click.style(url, fg='cyan')}")
+            for line in qr_lines(url):
+                click.echo(f"    {line}")
+    if routes_path is not None:
+        click.echo(f"  Routes:  {routes_path} ({len(app.router.routes)} handlers)")
+    click.echo(f"  TLS:     {certfile}")
+    if config_file is not None:
+        click.echo(f"  Config:  {config_file}")
+    if app.live_reload is not None:
+        click.echo(f"  Reload:  watching {root}" + (" and routes" if routes_path else ""))
+    click.echo("\n  Ctrl+C to stop\n")
 
 
 @main.command(context_settings=CONTEXT)

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .._curio import curio
-from ..exceptions import ServerError
+from ..exceptions import PortInUse, ServerError
 from .h2 import ConnectionConfig, H2Connection, Handler
 
 log = logging.getLogger("hyper2web.server")
@@ -111,7 +111,8 @@ class Server:
                 # A port in use on any address is an error: a browser resolving the name to
                 # that address would reach whatever server holds it.
                 self.close_sockets()
-                raise ServerError(self._bind_error(exc, address, port)) from None
+                kind = PortInUse if exc.errno == errno.EADDRINUSE else ServerError
+                raise kind(self._bind_error(exc, address, port)) from None
             self.sockets.append(sock)
             port = sock.getsockname()[1]
         return True

@@ -334,7 +334,8 @@ class TestServeErrors:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             port = taken.getsockname()[1]
-            result = runner.invoke(main, ["serve", "public", *PAIR, "--port", str(port)])
+            result = runner.invoke(main, ["serve", "public", *PAIR, "--port", str(port),
+                                           "--strict-port"])
         assert result.exit_code == 1, result.output
         assert f"port {port} is already in use" in result.output
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -138,8 +139,8 @@ def test_quiet_hides_the_access_log(cli_server: StartCli, site: Path) -> None:
     get(quiet.url + "/app.js")
     loud.stop()
     quiet.stop()
-    assert "GET /app.js 200" in output(loud, until="GET /app.js")
-    assert "GET /app.js" not in output(quiet, until="shutting down")
+    assert re.search(r"GET +/app\.js 200 \d+ B [\d.]+ ms", output(loud, until="/app.js"))
+    assert "/app.js" not in output(quiet, until="shutting down")
 
 
 # -- routes.py ------------------------------------------------------------------------------------
@@ -224,7 +225,8 @@ def test_port_in_use(tmp_path: Path, site: Path, host: str) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli(["serve", "public", "--host", host, "--port", str(port)], tmp_path)
+        result = run_cli(["serve", "public", "--host", host, "--port", str(port),
+                          "--strict-port"], tmp_path)
     line = assert_one_error_line(result)
     assert f"port {port} is already in use" in line
     assert "--port" in line
@@ -314,3 +316,14 @@ def test_sample_site(cli_server: StartCli, tmp_path: Path) -> None:
     assert top.json()[0] == {"name": "Ada", "score": 42}
     scores = [r["score"] for r in top.json()]
     assert scores == sorted(scores, reverse=True) and len(scores) <= 10
+
+
+def test_busy_port_moves_to_the_next_free_one(cli_server, tmp_path: Path, site: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = cli_server(["serve", "public", "--host", "127.0.0.1", "--port", str(port)])
+        assert server.port != port
+        assert any(f"port {port} is in use, using {server.port} instead" in line
+                   for line in server.output)
