@@ -181,7 +181,8 @@ class App:
 
     def _static_files(self) -> StaticFiles:
         return StaticFiles(self.root, self.default_file, spa=self.spa, listing=self.listing,
-                           early_hints=self.early_hints, sw_allowed=self.sw_allowed)
+                           early_hints=self.early_hints, sw_allowed=self.sw_allowed,
+                           html_filter=inject_script if self.live_reload is not None else None)
 
     async def _answer(self, request: Request, response: Response) -> None:
         if request.path.startswith(RELOAD_PREFIX):

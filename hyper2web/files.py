@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
 
 from . import encoding
@@ -49,7 +50,7 @@ class FileEntry:
     """A file version: its type, validators, small body and compressed variants."""
 
     __slots__ = ("path", "key", "size", "content_type", "etag", "last_modified", "mtime",
-                 "body", "compressible", "variants", "_links", "cost")
+                 "body", "compressible", "variants", "_links", "cost", "filtered")
 
     def __init__(self, path: str, st: os.stat_result) -> None:
         self.path = path
@@ -64,6 +65,7 @@ class FileEntry:
         self.variants: dict[str, Variant | None] = {}
         self._links: list[str] | None = None
         self.cost = 0
+        self.filtered = False
 
     def load_small(self) -> None:
         """Read the body into memory when the file is small."""
@@ -74,11 +76,31 @@ class FileEntry:
                 self.body = None
             self.cost += len(self.body or b"")
 
+    def apply_html_filter(self, html_filter: Callable[[bytes], bytes]) -> None:
+        """Serve ``html_filter(body)`` for an HTML file (live reload adds its script).
+
+        The body then lives in memory whatever its size (up to ``MAX_COMPRESS``), and the etag
+        changes, so a copy cached by the browser without the script is never reused.
+        """
+        if not self.content_type.startswith("text/html") or self.size > MAX_COMPRESS:
+            return
+        if self.body is None:
+            with open(self.path, "rb") as fh:
+                self.body = fh.read()
+        self.cost -= self.size
+        self.body = html_filter(self.body)
+        self.size = len(self.body)
+        self.cost += self.size
+        self.etag = self.etag[:-1] + '-lr"'
+        self.filtered = True
+
     def variant(self, coding: str) -> Variant | None:
         """The body in ``coding``: a fresh precompressed sibling, else compressed once."""
         if coding in self.variants:
             return self.variants[coding]
-        found = self._sibling(coding) or self._compressed(coding)
+        # A precompressed sibling lacks what a filter added to the body.
+        found = None if self.filtered else self._sibling(coding)
+        found = found or self._compressed(coding)
         self.variants[coding] = found
         if found is not None and found.body is not None:
             self.cost += len(found.body)
@@ -140,8 +162,10 @@ def _link_value(tag: bytes) -> str:
 class FileCache:
     """A bounded LRU of ``FileEntry`` by real path."""
 
-    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+    def __init__(self, max_bytes: int = CACHE_BYTES,
+                 html_filter: Callable[[bytes], bytes] | None = None) -> None:
         self.max_bytes = max_bytes
+        self.html_filter = html_filter
         self._entries: OrderedDict[str, FileEntry] = OrderedDict()
         self._bytes = 0
 
@@ -156,6 +180,8 @@ class FileCache:
             self._drop(path)
         entry = FileEntry(path, st)
         entry.load_small()
+        if self.html_filter is not None:
+            entry.apply_html_filter(self.html_filter)
         self._entries[path] = entry
         self._bytes += entry.cost
         self._trim()

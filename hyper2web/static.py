@@ -18,6 +18,7 @@ import html
 import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -52,19 +53,21 @@ class StaticFiles:
     ``default_file`` answers for folders; ``spa`` sends it for unknown page URLs too
     (history-API routing); ``listing`` shows folders without an index; ``early_hints``
     sends ``103`` with the page's preload links; ``sw_allowed`` is the
-    ``service-worker-allowed`` scope given to service worker scripts.
+    ``service-worker-allowed`` scope given to service worker scripts; ``html_filter``
+    rewrites HTML files before they are served (live reload injects its script).
     """
 
     def __init__(self, root: str | os.PathLike[str], default_file: str = "index.html", *,
                  spa: bool = False, listing: bool = True, early_hints: bool = False,
-                 sw_allowed: str | None = None) -> None:
+                 sw_allowed: str | None = None,
+                 html_filter: Callable[[bytes], bytes] | None = None) -> None:
         self.root = os.path.realpath(root)
         self.default_file = default_file
         self.spa = spa
         self.listing = listing
         self.early_hints = early_hints
         self.sw_allowed = sw_allowed
-        self.cache = FileCache()
+        self.cache = FileCache(html_filter=html_filter)
         self._files: dict[str, str] = {}
         self._builtin_404 = (_ASSETS / "404.html").read_bytes()
 

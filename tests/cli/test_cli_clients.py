@@ -69,7 +69,10 @@ def test_curl_http2_page(curl: Curl, served: CliServer) -> None:
                   served.url + "/")
     assert result.returncode == 0, result.stderr
     body, _, stats = result.stdout.decode().rpartition("\n")
-    assert body == INDEX
+    # Live reload is on: its script is the only difference from the file.
+    script = '<script src="/__hyper2web__/client.js" defer></script>'
+    assert script in body
+    assert body.replace(script, "") == INDEX
     version, status, content_type = stats.split(" ", 2)
     assert (version, status) == ("2", "200")
     assert content_type.startswith("text/html")
@@ -159,7 +162,8 @@ def test_nghttp_fetches_page_and_assets(served: CliServer) -> None:
     rows = {m.group(2): int(m.group(1))
             for m in re.finditer(r"^\s*\d+\s+\S+\s+\S+\s+\S+\s+(\d{3})\s+\S+\s+(\S+)\s*$", out,
                                  re.MULTILINE)}
-    assert rows == {"/": 200, "/style.css": 200, "/app.js": 200, "/img/dot.svg": 200}, out
+    assert rows == {"/": 200, "/style.css": 200, "/app.js": 200, "/img/dot.svg": 200,
+                    "/__hyper2web__/client.js": 200}, out
 
 
 def test_nghttp_many_streams_on_one_connection(served: CliServer) -> None:

@@ -99,7 +99,7 @@ def test_serve_on_an_address(cli_server: StartCli, site: Path, tmp_path: Path) -
 
 
 def test_serve_defaults_to_public(cli_server: StartCli, site: Path) -> None:
-    server = cli_server(["serve", "--port", "0"])
+    server = cli_server(["serve", "--port", "0", "--no-reload"])
     assert "serving public" in output(server)
     assert get(server.url + "/docs/").text.endswith("docs")
 

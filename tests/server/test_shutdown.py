@@ -68,7 +68,8 @@ def serve(cli_server: Callable[..., Any], cert_pair: tuple[Path, Path],
 
     def start() -> Any:
         return cli_server(["serve", str(root), "--port", "0", "--cert", str(cert_pair[0]),
-                           "--key", str(cert_pair[1]), "--routes", str(routes)],
+                           "--key", str(cert_pair[1]), "--routes", str(routes),
+                           "--no-reload"],
                           cwd=root.parent)
 
     return start
