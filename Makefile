@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-versions lint format clean
+.PHONY: serve test test-versions bench-reload lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,6 @@ clean:
 
 test-versions:
 	scripts/test-versions
+
+bench-reload: $(STAMP)
+	$(BIN)/python bench/reload_latency.py
