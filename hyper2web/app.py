@@ -218,13 +218,18 @@ class App:
             raise
         except HTTPError as exc:
             if response.started:
-                raise
+                # Too late for a status: an unfinished response is reset by the connection.
+                log.error("handler %s raised HTTPError(%d) after its response started, "
+                          "on %s %s", name, exc.status, request.method, request.path)
+                return
             await send_error_page(response, exc.status, exc.message)
             return
         except Exception:
             log.exception("handler %s failed on %s %s", name, request.method, request.path)
             if response.started:
-                raise StreamClosed("handler failed after its response started") from None
+                # The status is out; an unfinished response is reset by the connection, so
+                # the client learns at once that the body is incomplete.
+                return
             response.headers.clear()
             await send_error_page(response, 500)
             return

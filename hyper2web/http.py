@@ -27,6 +27,9 @@ FILE_CHUNK = 256 * 1024
 
 Headers = list[tuple[str, str]]
 
+# Statuses whose responses never carry content-length.
+_NO_LENGTH = frozenset({204, 304})
+
 
 class Channel(Protocol):
     """What a protocol connection offers one response: the sending half of a stream."""
@@ -185,6 +188,9 @@ class Response:
         for name, value in self.defaults:
             if name not in headers:
                 headers[name] = value
+        if self.status in _NO_LENGTH:
+            # RFC 9110: never on 204; on 304 a length would describe the unsent content.
+            headers.pop("content-length", None)
         await self._channel.send_head(self.status, list(headers.items()), end)
 
     async def send_informational(self, status: int, headers: Iterable[tuple[str, str]]) -> None:

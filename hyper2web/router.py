@@ -12,7 +12,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -20,10 +20,37 @@ _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::(path|str))?}")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+_PATH_SAFE = "/:@!$&'()*+,;="
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/:@!$&'()*+,;=]*")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _canonical_escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else "%" + match.group(1).upper()
+
+
+def canonical(path: str, safe: str = "") -> str:
+    """One spelling of a path: what a browser sends for it, escapes in upper case.
+
+    ``/café``, ``/caf%C3%A9`` and ``/caf%c3%a9`` all become ``/caf%C3%A9``; an escaped
+    unreserved character (``%74op10``) is decoded. Escaped slashes stay escaped, so
+    parameters still split on real slashes only.
+    """
+    if _PLAIN_PATH.fullmatch(path):
+        return path
+    path = _BARE_PERCENT.sub("%25", path)
+    path = quote(path, safe=_PATH_SAFE + "%" + safe)
+    return _ESCAPE.sub(_canonical_escape, path)
+
+
 def normalize(route: str) -> str:
-    """``'top10'`` and ``'/top10'`` name the same route."""
+    """``'top10'`` and ``'/top10'`` name the same route; ``'café'`` is ``'/caf%C3%A9'``."""
     route = route.strip()
-    return route if route.startswith("/") else "/" + route
+    route = route if route.startswith("/") else "/" + route
+    return canonical(route, safe="{}")
 
 
 def compile_route(route: str) -> tuple[re.Pattern[str] | None, list[str]]:
@@ -104,6 +131,7 @@ class Router:
 
     def resolve(self, method: str, path: str) -> Match:
         """Find the handler for ``method`` on the (still percent-encoded) ``path``."""
+        path = canonical(path)
         entry = self._plain.get(path)
         params: dict[str, str] = {}
         if entry is None:

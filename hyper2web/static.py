@@ -104,7 +104,9 @@ class StaticFiles:
                 return Lookup(301, location=quote(decoded + "/", safe="/:@!$&'()*+,;=-._~"))
             return Lookup(200, index) if has_index else Lookup(200, real, listing=True)
         if os.path.isfile(real):
-            return Lookup(200, real)
+            # ``/style.css/`` names a folder that does not exist; serving the file there
+            # would make the page's relative links resolve against the wrong folder.
+            return Lookup(404) if decoded.endswith("/") else Lookup(200, real)
         return Lookup(404)
 
     def _remembered(self, url_path: str) -> tuple[str, os.stat_result] | None:
@@ -195,21 +197,17 @@ class StaticFiles:
             response.set_header("vary", "accept-encoding")
 
         ranges = None
+        unsatisfiable = False
         range_header = headers.get("range")
         if range_header is not None and if_range_matches(headers.get("if-range"), entry.etag,
                                                           entry.last_modified):
             try:
                 ranges = parse_range(range_header, entry.size)
             except Unsatisfiable:
-                response.set_header("etag", entry.etag)
-                response.set_header("content-range", f"bytes */{entry.size}")
-                response.headers.pop("content-type", None)
-                response.status = 416
-                await response.send(b"")
-                return
+                unsatisfiable = True
 
         variant = None
-        if ranges is None and entry.compressible:
+        if ranges is None and not unsatisfiable and entry.compressible:
             coding = encoding.choose_coding(headers.get("accept-encoding"))
             if coding is not None:
                 before = entry.cost
@@ -222,6 +220,13 @@ class StaticFiles:
             response.status = 304
             response.headers.pop("content-type", None)
             await response.start(end_stream=True)
+            return
+
+        if unsatisfiable:  # after the preconditions, which win (RFC 9110 13.2.2)
+            response.set_header("content-range", f"bytes */{entry.size}")
+            response.headers.pop("content-type", None)
+            response.status = 416
+            await response.send(b"")
             return
 
         if (self.early_hints and request.method == "GET"
