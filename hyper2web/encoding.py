@@ -63,6 +63,17 @@ def is_compressible(content_type: str) -> bool:
         or base.endswith("+xml")
 
 
+# Names of files that are compressed already: ``app.js.gz`` is gzip data whatever its
+# inner extension says, and compressing it again only costs time.
+_COMPRESSED_SUFFIXES = (".gz", ".br", ".zst", ".bz2", ".xz", ".z", ".svgz", ".tgz", ".zip",
+                        ".7z")
+
+
+def is_compressed_name(name: str) -> bool:
+    """True for file names whose last suffix says the data is compressed already."""
+    return name.lower().endswith(_COMPRESSED_SUFFIXES)
+
+
 def parse_accept_encoding(header: str) -> dict[str, float]:
     """``'br;q=1.0, gzip;q=0.5, *;q=0'`` -> ``{'br': 1.0, 'gzip': 0.5, '*': 0.0}``."""
     result: dict[str, float] = {}
@@ -100,10 +111,10 @@ def choose_coding(header: str | None, offered: tuple[str, ...] = PREFERENCE) -> 
             q = star if star is not None else 0.0
         if q > best_q:
             best, best_q = name, q
-    identity_q = accepted.get("identity", star if star is not None else 1.0)
+    # identity is acceptable unless refused, but a coding the client names wins over it
+    # unless identity itself is named (or covered by ``*``) with a higher q-value.
+    identity_q = accepted.get("identity", star if star is not None else 0.0)
     if best is not None and best_q >= identity_q:
-        return best
-    if best is not None and identity_q == 0.0:
         return best
     return None
 

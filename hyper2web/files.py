@@ -7,11 +7,13 @@ formatting; an edited file gets a new entry, so a new etag, at once.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
+from urllib.parse import quote
 
 from . import encoding
 from .mime import content_type_for
@@ -22,10 +24,12 @@ SMALL_FILE = 256 * 1024
 MAX_COMPRESS = 8 * 1024 * 1024
 CACHE_BYTES = 128 * 1024 * 1024
 
-_PRELOAD = re.compile(
-    rb"<link\b[^>]*\brel\s*=\s*[\"']?(?:preload|modulepreload)\b[^>]*>", re.IGNORECASE)
-_ATTR = re.compile(rb"""\b(href|as|crossorigin|type)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""",
-                   re.IGNORECASE)
+_LINK_TAG = re.compile(rb"""<link\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
+# One attribute of a tag: a name, then maybe ``=`` and a quoted or bare value. Matching
+# attribute by attribute keeps a quoted value (``title="as=x"``) from passing for another.
+_ATTR = re.compile(rb"""([^\s=>/"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
+_TOKEN_VALUE = re.compile(rb"[\w/+.-]+")
+_HREF_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
 
 
 def http_date(timestamp: float) -> str:
@@ -58,10 +62,13 @@ class FileEntry:
         self.size = st.st_size
         self.mtime = st.st_mtime
         self.content_type = content_type_for(path)
-        self.etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+        # The inode is part of it: an editor that saves by rename can leave size and mtime
+        # as they were, and the new file must still not match the old tag.
+        self.etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}"'
         self.last_modified = http_date(st.st_mtime)
         self.body: bytes | None = None
-        self.compressible = encoding.is_compressible(self.content_type)
+        self.compressible = (encoding.is_compressible(self.content_type)
+                             and not encoding.is_compressed_name(path))
         self.variants: dict[str, Variant | None] = {}
         self._links: list[str] | None = None
         self.cost = 0
@@ -138,24 +145,34 @@ class FileEntry:
         if self._links is None:
             self._links = []
             if self.body is not None and self.content_type.startswith("text/html"):
-                self._links = [_link_value(tag.group(0)) for tag in _PRELOAD.finditer(self.body)]
-                self._links = [link for link in self._links if link]
+                found = (_link_value(tag.group(0)) for tag in _LINK_TAG.finditer(self.body))
+                self._links = [link for link in found if link]
         return self._links
 
 
 def _link_value(tag: bytes) -> str:
-    attrs = {m.group(1).lower().decode(): (m.group(2) or m.group(3) or m.group(4) or b"")
-             for m in _ATTR.finditer(tag)}
-    href = attrs.get("href", b"").decode("utf-8", "replace")
+    """The ``link`` header value for one ``<link ...>`` tag, or "" when it preloads nothing."""
+    attrs: dict[bytes, bytes] = {}
+    for m in _ATTR.finditer(tag, 5, len(tag) - 1):
+        value = next((g for g in m.groups()[1:] if g is not None), b"")
+        attrs.setdefault(m.group(1).lower(), value)  # the first of a repeated name counts
+    rels = attrs.get(b"rel", b"").lower().split()
+    if b"modulepreload" in rels:
+        rel = "modulepreload"
+    elif b"preload" in rels:
+        rel = "preload"
+    else:
+        return ""
+    href = html.unescape(attrs.get(b"href", b"").decode("utf-8", "replace")).strip()
     if not href or any(c in href for c in "<>\r\n"):
         return ""
-    rel = b"modulepreload" if re.search(rb"modulepreload", tag, re.IGNORECASE) else b"preload"
-    value = f"<{href}>; rel={rel.decode()}"
-    for name in ("as", "type"):
-        if name in attrs and re.fullmatch(rb"[\w/+.-]+", attrs[name]):
-            value += f"; {name}={attrs[name].decode()}"
-    if "crossorigin" in attrs:
-        value += "; crossorigin"
+    value = f"<{quote(href, safe=_HREF_SAFE)}>; rel={rel}"
+    for name in (b"as", b"type"):
+        if name in attrs and _TOKEN_VALUE.fullmatch(attrs[name]):
+            value += f"; {name.decode()}={attrs[name].decode()}"
+    if b"crossorigin" in attrs:
+        mode = attrs[b"crossorigin"].strip().lower()
+        value += "; crossorigin=use-credentials" if mode == b"use-credentials" else "; crossorigin"
     return value
 
 

@@ -6,7 +6,8 @@ the page's own HTTP/2 connection (no extra port, no WebSocket). The hub sends:
 - ``hello``  first, with the server's boot id: a client that sees a new id after a
   reconnect knows the server restarted and reloads;
 - ``reload`` with the URL paths that changed (the client drops them from service-worker
-  caches first, so a cache-first worker cannot serve the old file);
+  caches first, so a cache-first worker cannot serve the old file); no paths: everything
+  changed (routes.py was loaded again), which also clears the last error;
 - ``css``    with the stylesheet paths that changed: the client swaps those ``<link>``s only;
 - ``error``  with a message to show as an overlay (e.g. routes.py failed to import).
 
@@ -63,7 +64,9 @@ class LiveReload:
         """Send an event to every subscriber now (from the event loop)."""
         if kind == "error":
             self.error = data.get("message") if isinstance(data, dict) else str(data)
-        elif kind == "reload":
+        elif kind == "reload" and not (isinstance(data, dict) and data.get("paths")):
+            # A reload of everything (routes.py loaded again) clears the error; a reload for
+            # an edited file does not: the routes are still broken.
             self.error = None
         message = _event(kind, data if data is not None else {})
         for queue in list(self._subscribers):
@@ -115,8 +118,13 @@ class LiveReload:
 # -- HTML injection ------------------------------------------------------------------------
 
 # Regions in which a "</head>" or "</body>" is text, not markup: the tag must not go there.
+# Comments end at "-->" or "--!>" ("<!-->" and "<!--->" are empty ones); raw text elements at
+# their own end tag, matched by exact name: "<script-loader>" is a custom element, not a script.
+# Either may run to the end of a truncated page (the ``open`` groups).
 _OPAQUE = re.compile(
-    rb"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|template)\b.*?(?:</\1\s*>|\Z)",
+    rb"<!--(?:-?>|.*?(?:--!?>|(?P<open_comment>\Z)))"
+    rb"|<(script|style|textarea|title|template|xmp|iframe|noembed|noframes)(?=[\s/>])"
+    rb".*?(?:</\2\s*>|(?P<open_element>\Z))",
     re.IGNORECASE | re.DOTALL)
 _HEAD_END = re.compile(rb"</head\s*>", re.IGNORECASE)
 _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
@@ -125,9 +133,11 @@ _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
 def inject_script(html: bytes, tag: bytes = SCRIPT_TAG) -> bytes:
     """``html`` with ``tag`` before ``</head>``, else before ``</body>``, else at the end.
 
-    Occurrences inside comments, scripts, styles, textareas and the like are skipped.
+    Occurrences inside comments, scripts, styles, textareas and the like are skipped. A page
+    that ends inside an unclosed comment or script gets the tag before that, where it runs.
     """
-    opaque = [m.span() for m in _OPAQUE.finditer(html)]
+    regions = list(_OPAQUE.finditer(html))
+    opaque = [m.span() for m in regions]
 
     def first_outside(pattern: re.Pattern[bytes]) -> int:
         for match in pattern.finditer(html):
@@ -140,5 +150,10 @@ def inject_script(html: bytes, tag: bytes = SCRIPT_TAG) -> bytes:
     if at == -1:
         at = first_outside(_BODY_END)
     if at == -1:
-        return html + tag
+        last = regions[-1] if regions else None
+        if last is not None and (last.group("open_comment") is not None
+                                 or last.group("open_element") is not None):
+            at = last.start()
+        else:
+            return html + tag
     return html[:at] + tag + html[at:]

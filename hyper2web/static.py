@@ -45,6 +45,8 @@ class Lookup:
     path: str = ""
     location: str = ""
     listing: bool = False
+    # No symlink on the way: the path may be remembered and checked with one ``lstat``.
+    direct: bool = False
 
 
 class StaticFiles:
@@ -92,30 +94,45 @@ class StaticFiles:
                 return Lookup(404)
             if segment.startswith(".") and not (index == 0 and segment == ".well-known"):
                 return Lookup(404)
-        real = os.path.realpath(os.path.join(self.root, *segments))
-        if real != self.root and os.path.commonpath([self.root, real]) != self.root:
+        joined = os.path.join(self.root, *segments)
+        real = os.path.realpath(joined)
+        if not self._inside(real):
             return Lookup(404)
         if os.path.isdir(real):
-            index = os.path.join(real, self.default_file)
-            has_index = os.path.isfile(index)
+            # The index is resolved too: an index.html that is a symlink leading out of the
+            # root is no index.
+            index_joined = os.path.join(real, self.default_file)
+            index = os.path.realpath(index_joined)
+            has_index = self._inside(index) and os.path.isfile(index)
             if not has_index and not self.listing:
                 return Lookup(404)
             if not decoded.endswith("/"):
                 return Lookup(301, location=quote(decoded + "/", safe="/:@!$&'()*+,;=-._~"))
-            return Lookup(200, index) if has_index else Lookup(200, real, listing=True)
+            if has_index:
+                return Lookup(200, index, direct=index == index_joined and real == joined)
+            return Lookup(200, real, listing=True)
         if os.path.isfile(real):
             # ``/style.css/`` names a folder that does not exist; serving the file there
             # would make the page's relative links resolve against the wrong folder.
-            return Lookup(404) if decoded.endswith("/") else Lookup(200, real)
+            if decoded.endswith("/"):
+                return Lookup(404)
+            return Lookup(200, real, direct=real == joined)
         return Lookup(404)
 
+    def _inside(self, real: str) -> bool:
+        return real == self.root or os.path.commonpath([self.root, real]) == self.root
+
     def _remembered(self, url_path: str) -> tuple[str, os.stat_result] | None:
-        """The file a URL path led to before, if it is still a regular file (one stat)."""
+        """The file a URL path led to before, if it is still a regular file (one stat).
+
+        Only paths without symlinks are remembered, and ``lstat`` sees a file replaced by a
+        symlink, so a symlink is always resolved (and checked against the root) anew.
+        """
         real = self._files.get(url_path)
         if real is None:
             return None
         try:
-            st = os.stat(real)
+            st = os.lstat(real)
         except OSError:
             st = None
         if st is None or not stat.S_ISREG(st.st_mode):
@@ -149,7 +166,8 @@ class StaticFiles:
             except OSError:
                 found = Lookup(404)
             else:
-                self._remember(url_path, found.path)
+                if found.direct:
+                    self._remember(url_path, found.path)
                 await self._send_entry(request, response, self.cache.get(found.path, st))
                 return
         if found.status == 301:
@@ -160,9 +178,9 @@ class StaticFiles:
             await response.send_status_code(301)
         elif found.status == 404:
             if self.spa and self._is_page_request(request):
-                index = os.path.join(self.root, self.default_file)
+                index = os.path.realpath(os.path.join(self.root, self.default_file))
                 try:
-                    st = os.stat(index)
+                    st = os.stat(index) if self._inside(index) else None
                 except OSError:
                     st = None
                 if st is not None and stat.S_ISREG(st.st_mode):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import threading
 import webbrowser
 from pathlib import Path
@@ -21,18 +22,18 @@ from hyper2web import App
 from hyper2web.certs import (
     CERT_NAME,
     KEY_NAME,
-    certificate_hosts,
-    hosts_with_defaults,
     pair_problem,
-    write_certificates,
 )
 from hyper2web.exceptions import CertificateError, PortInUse, ServerError
 from hyper2web.reload import LiveReload
 from hyper2web.server.listener import Server
 
+from . import certs as local_ca
+from . import check as pwa_check
+from . import trust
 from .config import apply_config
 from .routes import RoutesError, find_routes, load_routes
-from .scaffold import ScaffoldError, create_project
+from .scaffold import TEMPLATE_NAMES, ScaffoldError, create_project
 from .terminal import AccessLogHandler, network_addresses, qr_lines
 from .watch import SiteWatcher
 
@@ -60,30 +61,48 @@ def _find_certificates(root: Path) -> tuple[Path, Path] | None:
 
 def _certificates_for(root: Path, host: str, cert: Path | None,
                       key: Path | None) -> tuple[Path, Path]:
+    """The pair to serve with: given, found (renewed when stale), or made by the local CA."""
     if (cert is None) != (key is None):
         raise click.ClickException("--cert and --key go together: give both or neither")
     if cert is not None and key is not None:
         return cert, key
     found = _find_certificates(root)
     if found is not None:
+        reason = local_ca.renewal_reason(*found, host)
+        if reason is not None:
+            _issue(found[0].parent, host, f"renewed the certificate in {found[0].parent}: "
+                                          f"{reason}")
         return found
     folder = _app_cert_dir()
     cert, key = folder / CERT_NAME, folder / KEY_NAME
-    known = _hosts_or_empty(cert) if key.is_file() else []
-    if not known or host not in (*known, "0.0.0.0", "::"):
-        # Keep the hosts of the previous certificate, so that switching --host back and forth
-        # does not replace a certificate the browser has already been told to accept.
-        names = hosts_with_defaults([*known, host])
-        write_certificates(folder, names)
-        click.echo(f"  created a certificate for {', '.join(names)} in {folder}", err=True)
+    reason = local_ca.renewal_reason(cert, key, host)
+    if reason is None:
+        info = local_ca.inspect_leaf(cert, local_ca.load_authority())
+        if info is None or not info.by_our_ca:
+            reason = "the local certificate authority changed"
+    if reason is not None:
+        _issue(folder, host, f"created a certificate for {{hosts}} in {folder}")
     return cert, key
 
 
-def _hosts_or_empty(cert: Path) -> list[str]:
+def _issue(folder: Path, host: str, message: str) -> None:
+    """Issue a leaf for ``host`` in ``folder``, keeping the hosts the old one had."""
+    old = local_ca.inspect_leaf(folder / CERT_NAME)
+    hosts = local_ca.default_hosts([*(old.hosts if old else []), host])
     try:
-        return certificate_hosts(cert)
-    except (OSError, ValueError):
-        return []
+        ca, fresh_ca = local_ca.authority()
+        local_ca.issue(folder, hosts)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write a certificate to {exc.filename or folder}: "
+                                   f"{exc.strerror or exc}") from None
+    if fresh_ca:
+        _say_ca_created(ca, err=True)
+    click.echo("  " + message.replace("{hosts}", ", ".join(hosts)), err=True)
+
+
+def _say_ca_created(ca: local_ca.Authority, err: bool = False) -> None:
+    click.echo(f"  created a local certificate authority: {ca.path}\n"
+               "  run 'hyper2web certs --install' once so browsers trust it", err=err)
 
 
 def _configure_logging(quiet: bool) -> None:
@@ -261,24 +280,135 @@ def _print_banner(app: App, root: Path, routes_path: Path | None, certfile: Path
               help="Folder to write localhost.crt.pem and localhost.key into.")
 @click.option("--host", "hosts", multiple=True,
               help="Extra host name or IP address the certificate is valid for (repeatable).")
-def certs(out_dir: Path, hosts: tuple[str, ...]) -> None:
-    """Create a certificate for localhost, 127.0.0.1 and ::1 (plus each --host)."""
+@click.option("--install", is_flag=True,
+              help="Trust the local certificate authority in this machine's trust stores.")
+@click.option("--uninstall", is_flag=True, help="Remove the local CA from the trust stores.")
+@click.option("--status", is_flag=True,
+              help="Show the local CA, where it is trusted, and each certificate's hosts "
+                   "and expiry.")
+@click.option("--ca-path", is_flag=True,
+              help="Print the path of the CA certificate (to copy to a phone).")
+def certs(out_dir: Path, hosts: tuple[str, ...], install: bool, uninstall: bool,
+          status: bool, ca_path: bool) -> None:
+    """Create a certificate for local HTTPS, signed by your local certificate authority.
+
+    Valid for localhost, *.localhost, 127.0.0.1, ::1, this machine's name and network
+    addresses, and each --host. Trust the authority once with --install.
+    """
+    if sum((install, uninstall, status, ca_path)) > 1:
+        raise click.ClickException("use one of --install, --uninstall, --status, --ca-path")
+    if ca_path:
+        ca, created = _authority()
+        if created:
+            _say_ca_created(ca, err=True)
+        click.echo(ca.path)
+        return
+    if status:
+        _certs_status(out_dir)
+        return
+    if install or uninstall:
+        _certs_trust(install)
+        return
+    ca, created = _authority()
     try:
-        cert, key = write_certificates(out_dir, hosts)
+        cert, key, ca = local_ca.issue(out_dir, local_ca.default_hosts(list(hosts)))
     except OSError as exc:
         raise click.ClickException(f"cannot write certificates to {out_dir}: "
                                    f"{exc.strerror or exc}") from None
+    info = local_ca.inspect_leaf(cert)
+    assert info is not None
+    if created:
+        click.echo(f"created a local certificate authority: {ca.path}")
     click.echo(f"certificate: {cert}")
     click.echo(f"key:         {key} (readable by you only)")
-    click.echo(f"valid for:   {', '.join(certificate_hosts(cert))}")
+    click.echo(f"valid for:   {', '.join(info.hosts)}")
+    click.echo(f"expires:     {info.not_after:%Y-%m-%d}")
+    click.echo(f"signed by:   {ca.name} ({ca.path})")
+    if not any(store.has(_nickname(ca)) for store in trust.stores()):
+        click.echo("\nBrowsers do not trust it yet: run 'hyper2web certs --install' once.")
+
+
+def _nickname(ca: local_ca.Authority) -> str:
+    return f"{ca.name} {ca.fingerprint[:8]}"
+
+
+def _authority() -> tuple[local_ca.Authority, bool]:
+    """The user's CA (made on first use), or a clear error when its folder is not writable."""
+    try:
+        return local_ca.authority()
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot create the local certificate authority in {local_ca.data_dir()}: "
+            f"{exc.strerror or exc}") from None
+
+
+def _certs_trust(install: bool) -> None:
+    ca, created = _authority() if install else (local_ca.load_authority(), False)
+    if ca is None:
+        click.echo("There is no local certificate authority: nothing to remove.")
+        return
+    if created:
+        click.echo(f"created a local certificate authority: {ca.path}")
+    nickname = _nickname(ca)
+    done = 0
+    for store in trust.stores():
+        result = store.install(ca.path, nickname) if install else store.uninstall(nickname)
+        if result.ok:
+            done += 1
+            click.echo(f"  {'trusted in' if install else 'removed from'} {result.store}")
+        elif install or result.message:
+            click.echo(f"  not {'trusted in' if install else 'removed from'} {result.store}: "
+                       f"{result.message or 'failed'}")
+    if install and not done:
+        raise click.ClickException("the CA could not be added to any trust store")
+    if install:
+        click.echo(f"\n{ca.name} is trusted; restart the browser if it was open.")
+    elif not done:
+        click.echo(f"{ca.name} was not in any trust store.")
+
+
+def _certs_status(out_dir: Path) -> None:
+    ca = local_ca.load_authority()
+    if ca is None:
+        click.echo("Local CA: none yet (created by 'hyper2web certs' or 'hyper2web serve')")
+    else:
+        click.echo(f"Local CA: {ca.name}")
+        click.echo(f"  file:     {ca.path}")
+        click.echo(f"  expires:  {ca.cert.not_valid_after_utc:%Y-%m-%d}")
+        nickname = _nickname(ca)
+        for store in trust.stores():
+            if isinstance(store, trust.NSSStore) and shutil.which("certutil") is None:
+                click.echo(f"  {'unknown':<12} {store.name}: certutil not found, "
+                           f"{trust.NSS_HINT}")
+                continue
+            mark = "trusted" if store.has(nickname) else "not trusted"
+            click.echo(f"  {mark:<12} {store.name}")
+    seen: set[Path] = set()
+    for folder in (out_dir, _app_cert_dir()):
+        path = (folder / CERT_NAME).resolve()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        info = local_ca.inspect_leaf(path, ca)
+        if info is None:
+            click.echo(f"Certificate {path}: unreadable")
+            continue
+        issuer = "signed by the local CA" if info.by_our_ca else "not signed by the local CA"
+        click.echo(f"Certificate {path}")
+        click.echo(f"  hosts:    {', '.join(info.hosts)}")
+        click.echo(f"  expires:  {info.not_after:%Y-%m-%d} ({issuer})")
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("name", type=click.Path(path_type=Path))
-def init(name: Path) -> None:
+@click.option("--template", "-t", type=click.Choice(TEMPLATE_NAMES), default="default",
+              show_default=True,
+              help="default: an installable PWA that works offline (manifest, icons, "
+                   "service worker, offline page); minimal: public/index.html and routes.py.")
+def init(name: Path, template: str) -> None:
     """Create a new project NAME with public/, routes.py and certificates."""
     try:
-        create_project(name)
+        create_project(name, template)
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -286,4 +416,30 @@ def init(name: Path) -> None:
     click.echo(f"Created {name}/ with public/, routes.py and a certificate.\n")
     click.echo("Next:")
     click.echo(f"  cd {name}")
+    ca = local_ca.load_authority()
+    if ca is None or not pwa_check.trusted_in(ca):
+        click.echo("  hyper2web certs --install   # once: browsers trust it (service workers "
+                   "need that)")
     click.echo("  hyper2web serve")
+    if template == "default":
+        click.echo("  hyper2web check             # is it an installable PWA?")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("root", default="./public", type=click.Path(path_type=Path))
+@click.option("--no-certs", is_flag=True,
+              help="Skip the certificate checks (e.g. in CI, where no CA is installed).")
+@click.pass_context
+def check(ctx: click.Context, root: Path, no_certs: bool) -> None:
+    """Check that ROOT (default ./public) is an installable PWA that works offline.
+
+    Manifest, icons, service worker and certificates; each problem is printed with a
+    one-line fix. The exit code is 0 only when every check passes.
+    """
+    if not root.exists():
+        raise click.ClickException(f"folder not found: {root}")
+    if not root.is_dir():
+        raise click.ClickException(f"not a folder: {root}")
+    report = pwa_check.check_site(root, certificates=not no_certs)
+    pwa_check.print_report(report, certificates=not no_certs)
+    ctx.exit(0 if report.passed else 1)

@@ -18,9 +18,18 @@
     }
   }
 
-  async function updateWorkers() {
+  // A changed worker script (or a reload of everything) asks its registration to update,
+  // and the reload waits for the new worker to take control. Only then: right after a
+  // navigation, update() waits for the browser's own delayed update check (over a second).
+  async function updateWorkers(paths) {
     if (!("serviceWorker" in navigator)) return;
-    const registrations = await navigator.serviceWorker.getRegistrations();
+    const changed = new Set(paths);
+    const scriptChanged = (registration) =>
+      [registration.installing, registration.waiting, registration.active].some(
+        (worker) => worker && changed.has(new URL(worker.scriptURL).pathname));
+    const registrations = (await navigator.serviceWorker.getRegistrations()).filter(
+      (registration) => !paths.length || scriptChanged(registration));
+    if (!registrations.length) return;
     await Promise.all(registrations.map((r) => r.update().catch(() => {})));
     const pending = registrations.some((r) => r.installing || r.waiting);
     if (pending && navigator.serviceWorker.controller) {
@@ -36,7 +45,7 @@
     state.reloading = true;
     try {
       await forgetCached(paths);
-      await updateWorkers();
+      await updateWorkers(paths);
     } catch (error) {
       console.debug("hyper2web: reload preparation failed", error);
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,12 @@ def test_sample_site_in_chromium(cli_server: Callable[..., CliServer], tmp_path:
     chromium = need_tool("chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
     shutil.copytree(REPO / "sample_site", tmp_path / "sample_site",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key"))
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key",
+                                                  "records.json"))
+    records = [{"name": n, "score": s, "date": "2024-01-01T00:00:00+00:00"}
+               for n, s in (("Ada", 42), ("Linus", 37), ("Grace", 31))]
+    (tmp_path / "sample_site" / "records.json").write_text(
+        json.dumps({"1": records, "2": [], "3": []}))
     server = cli_server(["serve", "public", "--port", "0"], cwd=tmp_path / "sample_site")
 
     errors: list[str] = []
@@ -46,7 +52,7 @@ def test_sample_site_in_chromium(cli_server: Callable[..., CliServer], tmp_path:
                 "performance.getEntriesByType('navigation')[0].nextHopProtocol")
             assert protocol == "h2"
 
-            # game.js fetched /top10 (routes.py) and put the records in the list.
+            # game.js fetched /top10/1 (routes.py) and put the records in the list.
             first = page.locator("#top10 li").first
             sync_api.expect(first).to_have_text("Ada: 42")
             assert page.locator("#top10 li").all_inner_texts() == [
@@ -56,7 +62,7 @@ def test_sample_site_in_chromium(cli_server: Callable[..., CliServer], tmp_path:
                 "performance.getEntriesByType('resource')"
                 ".map(e => [new URL(e.name).pathname, e.nextHopProtocol])")
             fetched = dict(resources)
-            for path in ("/style.css", "/game.js", "/top10"):
+            for path in ("/style.css", "/game.js", "/top10/1"):
                 assert fetched.get(path) == "h2", resources
             # style.css applied: the header is dark.
             assert page.evaluate("getComputedStyle(document.querySelector('header'))"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -23,6 +24,7 @@ import hyper2web
 from hyper2web.certs import CERT_NAME, KEY_NAME, VALIDITY_DAYS, write_certificates
 from hyper2web.server.listener import Server
 from hyper2web_cli.cli import main
+from hyper2web_cli.terminal import network_addresses
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,6 +118,24 @@ def san_of(cert: x509.Certificate) -> tuple[list[str], list[object]]:
     return san.get_values_for_type(x509.DNSName), san.get_values_for_type(x509.IPAddress)
 
 
+def required_names() -> tuple[set[str], set[object]]:
+    """The names and addresses every certificate made here must cover."""
+    dns = {"localhost", "*.localhost"}
+    if socket.gethostname() not in ("", "localhost"):
+        dns.add(socket.gethostname())
+    ips = {ipaddress.ip_address(a) for a in ("127.0.0.1", "::1", *network_addresses())}
+    return dns, ips
+
+
+def assert_covers_the_required_names(cert: x509.Certificate) -> None:
+    dns, ips = san_of(cert)
+    need_dns, need_ips = required_names()
+    assert need_dns <= set(dns), dns
+    assert need_ips <= set(ips), ips
+    assert not {"0.0.0.0", "::"} & {str(ip) for ip in ips}
+    assert len(dns) == len(set(dns)) and len(ips) == len(set(ips))  # each name once
+
+
 def test_certs_writes_an_ec_p256_pair_for_local_names(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "out" / "nested"
     result = runner.invoke(main, ["certs", "--out", str(out), "--host", "example.test",
@@ -152,10 +172,12 @@ def test_certs_defaults_to_the_working_folder(runner: CliRunner, tmp_path: Path)
     result = runner.invoke(main, ["certs"])
     assert result.exit_code == 0, result.output
     cert, _ = load_pair(tmp_path)
-    dns, ips = san_of(cert)
-    assert dns == ["localhost"]
-    assert {str(ip) for ip in ips} == {"127.0.0.1", "::1"}
-    assert "localhost, 127.0.0.1, ::1" in result.output
+    assert_covers_the_required_names(cert)
+    valid_for = next(line for line in result.output.splitlines()
+                     if line.startswith("valid for:"))
+    listed = valid_for.partition(":")[2].split(", ")
+    for name in ("localhost", "*.localhost", "127.0.0.1", "::1"):
+        assert name in [n.strip() for n in listed], valid_for
 
 
 def test_certs_replacing_a_readable_key_makes_it_private(runner: CliRunner,
@@ -186,8 +208,10 @@ def test_init_writes_a_project(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     project = tmp_path / "my-game"
     files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
-    assert files == ["README.md", CERT_NAME, KEY_NAME, "public/app.js", "public/index.html",
-                     "public/style.css", "routes.py"]
+    assert files == ["README.md", CERT_NAME, KEY_NAME, "public/app.js", "public/icon-192.png",
+                     "public/icon-512.png", "public/icon-maskable-512.png", "public/index.html",
+                     "public/manifest.webmanifest", "public/offline.html", "public/style.css",
+                     "public/sw.js", "routes.py"]
     index = (project / "public" / "index.html").read_text()
     assert "<title>My Game</title>" in index
     assert "{{title}}" not in index
@@ -397,19 +421,30 @@ class TestServeCertificates:
         result = runner.invoke(main, ["serve", "public", "--port", "0"])
         assert result.exit_code == 0, result.output
         folder = app_certs(project)
-        assert f"created a certificate for localhost, 127.0.0.1, ::1 in {folder}" in \
-            result.stderr
+        ca_file = folder.parent / "rootCA.pem"
+        assert f"created a local certificate authority: {ca_file}" in result.stderr
+        assert "run 'hyper2web certs --install' once" in result.stderr
+        created = re.search(r"created a certificate for (.+) in (.+)$", result.stderr, re.M)
+        assert created is not None, result.stderr
+        assert created.group(2) == str(folder)
+        assert created.group(1).startswith("localhost, *.localhost, 127.0.0.1, ::1")
         assert f"TLS:     {folder / CERT_NAME}" in result.stdout
         assert mode(folder / KEY_NAME) == 0o600
+        cert, _ = load_pair(folder)
+        assert_covers_the_required_names(cert)
+        ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
+        cert.verify_directly_issued_by(ca)
         again = runner.invoke(main, ["serve", "public", "--port", "0"])
         assert "created a certificate" not in again.output
+        assert "certificate authority" not in again.output
 
     def test_created_for_a_wildcard_bind(self, runner: CliRunner, project: Path) -> None:
         result = runner.invoke(main, ["serve", "public", "--port", "0", "--host", "0.0.0.0"])
         assert result.exit_code == 0, result.output
         assert "https://localhost:" in result.stdout
         cert, _ = load_pair(app_certs(project))
-        assert san_of(cert)[0] == ["localhost"]
+        assert_covers_the_required_names(cert)
+        assert "0.0.0.0" not in san_of(cert)[0]
 
     def test_extra_hosts_accumulate(self, runner: CliRunner, project: Path) -> None:
         for host in ("127.0.0.2", "127.0.0.3"):

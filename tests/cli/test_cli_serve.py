@@ -62,13 +62,20 @@ def test_serve_creates_certificates_and_prints_the_url(cli_server: StartCli, sit
     server = cli_server(["serve", "public", "--port", "0"])
     text = output(server)
     folder = app_cert_dir(tmp_path)
-    assert f"created a certificate for localhost, 127.0.0.1, ::1 in {folder}" in text
+    ca_file = folder.parent / "rootCA.pem"
+    assert f"created a local certificate authority: {ca_file}" in text
+    assert "run 'hyper2web certs --install' once so browsers trust it" in text
+    created = re.search(r"created a certificate for (.+) in (.+)$", text, re.M)
+    assert created is not None, text
+    assert created.group(2) == str(folder)
+    assert created.group(1).startswith("localhost, *.localhost, 127.0.0.1, ::1")
     assert f"Local:   https://localhost:{server.port}/" in text
     assert f"TLS:     {folder / CERT_NAME}" in text
     assert stat.S_IMODE((folder / KEY_NAME).stat().st_mode) == 0o600
 
-    # The server presents that certificate, and it verifies for localhost and 127.0.0.1.
-    trust = ssl.create_default_context(cafile=str(folder / CERT_NAME))
+    # The server presents that certificate, and it verifies for localhost and 127.0.0.1
+    # against the local CA (the leaf alone is no trust anchor).
+    trust = ssl.create_default_context(cafile=str(ca_file))
     with client(verify=trust) as c:
         for host in ("localhost", "127.0.0.1"):
             response = c.get(f"https://{host}:{server.port}/")
@@ -208,11 +215,17 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 20) -> subprocess.Compl
                           capture_output=True, text=True, timeout=timeout)
 
 
+# What serve prints to stderr the first time it runs for a user, before anything else.
+CERTIFICATE_NOTES = ("  created a local certificate authority: ",
+                     "  run 'hyper2web certs --install' once so browsers trust it",
+                     "  created a certificate for ")
+
+
 def assert_one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines()
-             if line.strip() and "created a certificate" not in line]
+             if line.strip() and not line.startswith(CERTIFICATE_NOTES)]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ")
     assert "Error" not in result.stdout
@@ -266,7 +279,9 @@ def test_init_project_serves(cli_server: StartCli, tmp_path: Path) -> None:
     assert f"TLS:     {project / CERT_NAME}" in text
     assert f"Routes:  {project / 'routes.py'} (2 handlers)" in text
 
-    trust = ssl.create_default_context(cafile=str(project / CERT_NAME))
+    # init signs the project's certificate with the local CA (same HOME as the server's).
+    trust = ssl.create_default_context(
+        cafile=str(app_cert_dir(tmp_path).parent / "rootCA.pem"))
     with client(verify=trust) as c:
         page = c.get(server.url + "/")
         assert page.status_code == 200 and page.http_version == "HTTP/2"
@@ -296,26 +311,30 @@ def test_init_project_serves(cli_server: StartCli, tmp_path: Path) -> None:
 
 def test_sample_site(cli_server: StartCli, tmp_path: Path) -> None:
     shutil.copytree(REPO / "sample_site", tmp_path / "sample_site",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key"))
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key",
+                                                  "records.json"))
     server = cli_server(["serve", "public", "--port", "0"], cwd=tmp_path / "sample_site")
     routes = tmp_path / "sample_site" / "routes.py"
-    assert f"Routes:  {routes} (1 handlers)" in output(server)
+    assert f"Routes:  {routes} (2 handlers)" in output(server)
 
     page = get(server.url + "/")
     assert "<title>The Game</title>" in page.text
     assert page.headers["content-type"].startswith("text/html")
     for asset, kind in [("/style.css", "text/css"), ("/game.js", "javascript"),
-                        ("/icon-192.png", "image/png"), ("/manifest.webmanifest", "manifest")]:
+                        ("/sw.js", "javascript"), ("/icon-192.png", "image/png"),
+                        ("/manifest.webmanifest", "manifest")]:
         response = get(server.url + asset)
         assert response.status_code == 200, asset
         assert kind in response.headers["content-type"], asset
     manifest = json.loads(get(server.url + "/manifest.webmanifest").text)
     assert manifest["icons"]
 
-    top = get(server.url + "/top10")
-    assert top.json()[0] == {"name": "Ada", "score": 42}
-    scores = [r["score"] for r in top.json()]
-    assert scores == sorted(scores, reverse=True) and len(scores) <= 10
+    assert get(server.url + "/top10/1").json() == []
+    with httpx.Client(http2=True, verify=False) as c:
+        saved = c.post(server.url + "/record", json={"name": "Ada", "level": 1, "score": 42})
+    assert saved.status_code == 201
+    assert [(r["name"], r["score"]) for r in get(server.url + "/top10/1").json()] == [
+        ("Ada", 42)]
 
 
 def test_busy_port_moves_to_the_next_free_one(cli_server, tmp_path: Path, site: Path) -> None:

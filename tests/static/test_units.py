@@ -78,6 +78,10 @@ def test_multipart_length_matches_body() -> None:
         ("identity", None),
         ("deflate", None),
         ("gzip;q=0.5, identity;q=1", None),
+        ("br;q=0.5, gzip;q=0.8", "gzip"),
+        ("gzip;q=0.2", "gzip"),
+        ("gzip;q=0.2, identity;q=0.2", "gzip"),
+        ("*;q=0.5, identity;q=0.6", None),
         ("zstd", "zstd" if "zstd" in encoding.PREFERENCE else None),
     ],
 )
@@ -94,6 +98,15 @@ def test_choose_coding(header, expected) -> None:
 )
 def test_compressible(ctype, expected) -> None:
     assert encoding.is_compressible(ctype) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("app.js.gz", True), ("app.js.br", True), ("a.css.zst", True), ("logo.svgz", True),
+     ("APP.JS.GZ", True), ("app.js", False), ("gz.js", False), ("style.css", False)],
+)
+def test_compressed_names(name, expected) -> None:
+    assert encoding.is_compressed_name(name) is expected
 
 
 def test_not_modified() -> None:
