@@ -1,15 +1,39 @@
-"""``hyper2web init NAME``: write a new project from ``templates/``."""
+"""``hyper2web init NAME``: write a new project from ``templates/``.
+
+Templates: ``default`` (an installable PWA: manifest, icons, service worker, offline page,
+routes.py) and ``minimal`` (``public/index.html`` and ``routes.py``). ``{{title}}`` in text
+files becomes the project's title, escaped for the file's language; other files (icons) are
+copied as they are. The certificate is signed by the local certificate authority, so it is
+trusted wherever ``hyper2web certs --install`` put the authority.
+"""
 
 from __future__ import annotations
 
+import html
+import json
 import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from hyper2web.certs import write_certificates
+from . import certs as local_ca
 
 TEMPLATES = resources.files("hyper2web_cli") / "templates"
+TEMPLATE_NAMES = ("default", "minimal")
 _TEXT_SUFFIXES = {".html", ".css", ".js", ".py", ".md", ".json", ".webmanifest", ".txt"}
+
+
+def _json_text(text: str) -> str:
+    return json.dumps(text)[1:-1]
+
+
+# How the title is written into each kind of file: as text, or inside a JSON/JS string.
+_ESCAPES: dict[str, Callable[[str], str]] = {
+    ".html": html.escape,
+    ".js": _json_text,
+    ".json": _json_text,
+    ".webmanifest": _json_text,
+}
 
 
 class ScaffoldError(Exception):
@@ -35,7 +59,8 @@ def create_project(target: Path, template: str = "default") -> list[Path]:
     written: list[Path] = []
     target.mkdir(parents=True, exist_ok=True)
     _copy(source, target, title, written)
-    written.extend(write_certificates(target))
+    cert, key, _ = local_ca.issue(target, local_ca.default_hosts())
+    written.extend((cert, key))
     return written
 
 
@@ -49,7 +74,9 @@ def _copy(source, target: Path, title: str, written: list[Path]) -> None:
             _copy(entry, dest, title, written)
             continue
         data = entry.read_bytes()
-        if Path(entry.name).suffix in _TEXT_SUFFIXES:
-            data = data.replace(b"{{title}}", title.encode())
+        suffix = Path(entry.name).suffix
+        if suffix in _TEXT_SUFFIXES:
+            escape = _ESCAPES.get(suffix, str)
+            data = data.replace(b"{{title}}", escape(title).encode())
         dest.write_bytes(data)
         written.append(dest)
