@@ -492,6 +492,11 @@ class SiteCheck:
         folder = leaf.parent
         fix = f"hyper2web certs --out {folder}"
         info = local_ca.inspect_leaf(leaf, ca)
+        if folder == local_ca.data_dir() / "certs" and (
+                info is None or not info.by_our_ca or info.not_after - now < EXPIRY_MARGIN):
+            self.ok(f"{leaf} is out of date: 'hyper2web serve' makes a new one, signed by "
+                    "the local CA")
+            return
         if info is None:
             self.fail(f"{leaf} cannot be read", fix)
             return

@@ -1,0 +1,168 @@
+"""The init template and the Game in headless Chromium, over trusted HTTPS.
+
+The browser runs with a HOME whose NSS database trusts the local CA (``hyper2web certs
+--install``), and the server with the same HOME: service workers only run on pages whose
+certificate is trusted, and an untrusted page is never installable.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import copy_sample_site, run_cli, trust_server
+
+WORKER_CONTROLS = "navigator.serviceWorker && navigator.serviceWorker.controller !== null"
+
+
+def wait_for_worker(page: Any) -> None:
+    """Until the service worker is active and controls the page (clients.claim)."""
+    state = page.evaluate("navigator.serviceWorker.ready.then(r => r.active.state)")
+    assert state in ("activating", "activated")
+    page.wait_for_function(WORKER_CONTROLS)
+
+
+@pytest.mark.timeout(90)
+def test_init_template_is_an_installable_offline_app(
+        cli_server: Callable[..., Any], trusted_env: dict[str, str], chromium: Any,
+        tmp_path: Path) -> None:
+    made = run_cli(["init", "my-app"], tmp_path, trusted_env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    project = tmp_path / "my-app"
+    server = cli_server(["serve", "public", "--port", "0"], cwd=project, env=trusted_env)
+    trust_server(trusted_env, server)
+
+    context = chromium(trusted_env)
+    page = context.pages[0] if context.pages else context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    response = page.goto(server.url + "/", wait_until="load")
+    assert response is not None and response.status == 200
+    assert page.title() == "My App"
+    wait_for_worker(page)
+    page.wait_for_function("document.getElementById('status').textContent"
+                           ".startsWith('Ready to work offline')")
+    assert page.locator("#scores").inner_text() == "none yet"
+
+    # The app shell is in a versioned cache; API and live reload URLs are not.
+    cached = page.evaluate("""async () => {
+        const names = await caches.keys();
+        const cache = await caches.open(names[0]);
+        return [names, (await cache.keys()).map(r => new URL(r.url).pathname)];
+    }""")
+    names, paths = cached
+    assert names == ["My App-v1"]
+    for path in ("/", "/app.js", "/style.css", "/manifest.webmanifest", "/offline.html",
+                 "/icon-192.png", "/icon-512.png", "/icon-maskable-512.png"):
+        assert path in paths
+    assert not [p for p in paths if p.startswith(("/api/", "/__hyper2web__/"))]
+
+    cdp = context.new_cdp_session(page)
+    manifest = cdp.send("Page.getAppManifest")
+    assert manifest["url"] == server.url + "/manifest.webmanifest"
+    assert manifest["errors"] == []
+    assert json.loads(manifest["data"])["name"] == "My App"
+    installability = cdp.send("Page.getInstallabilityErrors")
+    assert installability["installabilityErrors"] == []
+
+    # Offline: with the server gone, the page still loads, from the cache.
+    assert server.stop() == 0
+    page.reload(wait_until="load")
+    assert page.title() == "My App"
+    assert page.locator("h1").inner_text() == "My App"
+    # The stylesheet (cache first) applied, and the status line says where the page came from.
+    assert page.evaluate("getComputedStyle(document.querySelector('main')).maxWidth") == "640px"
+    page.wait_for_function("document.getElementById('scores').textContent"
+                           " === 'not available offline'")
+    # A page that was never cached gets the offline page.
+    page.goto(server.url + "/never-seen.html", wait_until="load")
+    assert page.locator("h1").inner_text() == "You are offline"
+    assert errors == []
+
+
+def play_until_over(page: Any, timeout: float = 20000) -> None:
+    page.wait_for_function("document.getElementById('board').dataset.state === 'over'",
+                           timeout=timeout)
+
+
+@pytest.mark.timeout(90)
+def test_the_game_in_chromium(cli_server: Callable[..., Any], trusted_env: dict[str, str],
+                              chromium: Any, tmp_path: Path) -> None:
+    site = copy_sample_site(tmp_path / "sample_site")
+    records = tmp_path / "records.json"
+    env = {**trusted_env, "HYPER2WEB_GAME_RECORDS": str(records)}
+    server = cli_server(["serve", "public", "--port", "0"], cwd=site, env=env)
+    trust_server(trusted_env, server)
+
+    context = chromium(trusted_env, has_touch=True)
+    page = context.pages[0] if context.pages else context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/", wait_until="load")
+    assert page.title() == "The Game"
+    wait_for_worker(page)
+    cdp = context.new_cdp_session(page)
+    assert cdp.send("Page.getAppManifest")["errors"] == []
+    assert cdp.send("Page.getInstallabilityErrors")["installabilityErrors"] == []
+
+    top10 = page.locator("#top10 li")
+    page.wait_for_function("document.querySelector('#top10 li').textContent"
+                           ".startsWith('No records yet')")
+    # The level selector: level 3 (Hard), with the keyboard.
+    board = page.locator("#board")
+    board.focus()
+    page.keyboard.press("3")
+    assert page.locator("#levels [data-level='3']").get_attribute("aria-pressed") == "true"
+    assert page.locator("#top10-level").inner_text() == "level 3"
+    page.fill("#player-name", "Tester")
+    page.locator("#player-name").dispatch_event("change")
+
+    # Keyboard: Space starts, the right arrow moves the paddle right.
+    board.focus()
+    page.keyboard.press("Space")
+    assert board.get_attribute("data-state") == "playing"
+    page.wait_for_function("document.getElementById('board').dataset.x !== undefined")
+    start_x = int(board.get_attribute("data-x") or 0)
+    page.keyboard.down("ArrowRight")
+    page.wait_for_timeout(250)
+    page.keyboard.up("ArrowRight")
+    right_x = int(board.get_attribute("data-x") or 0)
+    assert right_x > start_x
+    # Touch: a tap near the left edge sends the paddle there.
+    box = board.bounding_box()
+    assert box is not None
+    page.touchscreen.tap(box["x"] + 10, box["y"] + box["height"] / 2)
+    page.wait_for_function(f"Number(document.getElementById('board').dataset.x) < {right_x}")
+
+    # Standing still on Hard ends the game soon; the record is posted and listed.
+    play_until_over(page)
+    score = int(page.locator("#score").inner_text())
+    page.wait_for_function("document.querySelector('#top10 li').textContent"
+                           ".startsWith('Tester')")
+    assert top10.first.inner_text() == f"Tester: {score}"
+    page.wait_for_function("document.getElementById('message').textContent"
+                           ".includes('Number 1 of level 3')")
+    saved = json.loads(records.read_text())
+    assert saved["3"][0]["name"] == "Tester" and saved["3"][0]["score"] == score
+    assert saved["1"] == [] and saved["2"] == []
+
+    # A tap starts the next game; level 1 keeps its own (empty) top 10.
+    page.wait_for_timeout(700)
+    page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert board.get_attribute("data-state") == "playing"
+    assert page.locator("#levels [data-level='1']").is_disabled()
+    play_until_over(page, timeout=30000)
+    page.wait_for_function("/Number|Saved/.test(document.getElementById('message')"
+                           ".textContent)")
+    page.locator("#levels [data-level='1']").click()
+    page.wait_for_function("document.querySelector('#top10 li').textContent"
+                           ".startsWith('No records yet')")
+    assert len(json.loads(records.read_text())["3"]) == 2
+
+    server.stop(signal.SIGINT)
+    assert errors == []
