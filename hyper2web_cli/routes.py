@@ -24,7 +24,9 @@ re-imported too, and swaps the app's routes only once everything imported cleanl
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -57,11 +59,20 @@ def load_routes(path: Path, app: Any) -> ModuleType:
 
 
 def _forget_modules_in(folder: Path) -> None:
+    """Drop the modules imported from ``folder``, and their bytecode caches.
+
+    A cache is trusted when its source has the same whole-second mtime and size: an edit
+    within a second of the last import, keeping the size, would bring the old code back.
+    """
     prefix = str(folder) + "/"
     for name, module in list(sys.modules.items()):
         filename = getattr(module, "__file__", None) or ""
         if filename.startswith(prefix) and "site-packages" not in filename:
             del sys.modules[name]
+            cached = getattr(module, "__cached__", None)
+            if cached:
+                with contextlib.suppress(OSError):
+                    os.unlink(cached)
 
 
 def _register(path: Path, app: Any) -> ModuleType:
@@ -72,12 +83,19 @@ def _register(path: Path, app: Any) -> ModuleType:
     if spec is None or spec.loader is None:
         raise RoutesError(f"{path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise RoutesError(f"{path}: cannot read: {exc.strerror or exc}") from None
     folder = str(path.resolve().parent)
     added = folder not in sys.path
     if added:
         sys.path.insert(0, folder)  # so routes.py can import modules beside it
     try:
-        spec.loader.exec_module(module)
+        # Compiled from the source every time, never from a bytecode cache (see above).
+        code = compile(source, str(path), "exec", dont_inherit=True)
+        sys.modules[name] = module  # as an import would: dataclasses, pickle look it up
+        exec(code, module.__dict__)
         setup = getattr(module, "setup", None)
         declared = [v for v in vars(module).values() if isinstance(v, Routes)]
         if setup is None and not declared:
@@ -90,10 +108,13 @@ def _register(path: Path, app: Any) -> ModuleType:
         if setup is not None:
             setup(app)
     except RoutesError:
+        sys.modules.pop(name, None)
         raise
     except SyntaxError as exc:
+        sys.modules.pop(name, None)
         raise RoutesError(f"{exc.filename}:{exc.lineno}: SyntaxError: {exc.msg}") from None
     except Exception as exc:
+        sys.modules.pop(name, None)
         raise RoutesError(f"{_where(exc, path)}: {type(exc).__name__}: {exc}") from None
     return module
 

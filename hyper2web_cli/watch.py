@@ -1,9 +1,11 @@
 """Watch the served folder and the routes module; turn changes into reload events.
 
 ``watchfiles.watch`` runs in background threads (its async API needs anyio, which does not
-run on curio). Each batch of changes is classified here: stylesheets become ``css`` events,
-other files ``reload`` events, Python files beside routes.py a routes re-import. Events go
-to the ``LiveReload`` hub through its thread-safe ``post``.
+run on curio); where change events do not arrive (``--poll``, network drives, no inotify
+watches left) a scan of the files' stat data replaces it. Each batch of changes is
+classified here: stylesheets become ``css`` events, other files ``reload`` events, Python
+files beside routes.py a routes re-import. Events go to the ``LiveReload`` hub through its
+thread-safe ``post``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import fnmatch
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,20 +38,33 @@ Changes = list[tuple[watchfiles.Change, str]]
 
 
 class IgnoreFilter:
-    """Drops paths with an ignored part: a folder name or a file name glob."""
+    """Drops paths with an ignored part: a folder name or a file name glob.
 
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
+    Paths are judged relative to the watched folders (``bases``): a site served from inside
+    a folder that an ignore pattern names (``node_modules/some-lib/docs``) is still watched.
+    Patterns with a ``/`` match the whole relative path (``drafts/*``).
+    """
+
+    def __init__(self, patterns: Iterable[str] = (), bases: Iterable[Path | str] = ()) -> None:
         self.patterns = tuple(DEFAULT_IGNORES) + tuple(patterns)
+        self.bases = tuple(os.fspath(base) for base in bases)
 
     def ignored(self, path: str, base: str | None = None) -> bool:
-        rel = os.path.relpath(path, base) if base else path
+        rel = self._relative(path, base)
         parts = Path(rel).parts
         for pattern in self.patterns:
             if any(fnmatch.fnmatch(part, pattern) for part in parts):
                 return True
-            if "/" in pattern and fnmatch.fnmatch(Path(rel).as_posix(), pattern):
+            if "/" in pattern and fnmatch.fnmatch(Path(rel).as_posix(), pattern.strip("/")):
                 return True
         return False
+
+    def _relative(self, path: str, base: str | None) -> str:
+        for folder in (base,) if base else self.bases:
+            rel = os.path.relpath(path, folder)
+            if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+                return rel
+        return path
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
         return not self.ignored(path)
@@ -89,7 +104,7 @@ class Watcher:
                  name: str = "watch") -> None:
         self.paths = paths
         self.on_changes = on_changes
-        self.filter = IgnoreFilter(ignore)
+        self.filter = IgnoreFilter(ignore, bases=paths)
         self.poll = poll
         self.recursive = recursive
         self._stop = threading.Event()
@@ -115,19 +130,89 @@ class Watcher:
                     log.error("file watching stopped: %s", exc)
                     return
                 log.error("hyper2web: %s", WATCH_LIMIT_HINT)
+                self.ready.clear()
                 poll = True
 
     def _watch(self, poll: bool) -> None:
-        self.ready.set()
-        for changes in watchfiles.watch(
-            *self.paths, watch_filter=self.filter, stop_event=self._stop,
-            force_polling=poll, poll_delay_ms=100, debounce=400, step=20,
-            recursive=self.recursive, raise_interrupt=False, ignore_permission_denied=True,
-        ):
+        if poll:
+            batches: Iterable[set[tuple[watchfiles.Change, str]]] = poll_changes(
+                self.paths, self.filter, self._stop, recursive=self.recursive,
+                ready=self.ready)
+        else:
+            self.ready.set()
+            batches = watchfiles.watch(
+                *self.paths, watch_filter=self.filter, stop_event=self._stop,
+                poll_delay_ms=100, debounce=400, step=20, recursive=self.recursive,
+                raise_interrupt=False, ignore_permission_denied=True)
+        for changes in batches:
             try:
                 self.on_changes(sorted(changes, key=lambda c: c[1]))
             except Exception:
                 log.exception("error while handling file changes")
+
+
+# Polling compares (mtime in nanoseconds, size, inode) of every file. The poll watcher of
+# watchfiles compares whole-second mtimes only, and misses a second save within a second.
+POLL_INTERVAL = 0.2
+Snapshot = dict[str, tuple[int, int, int] | None]
+
+
+def poll_changes(paths: Iterable[Path], watch_filter: IgnoreFilter, stop: threading.Event,
+                 *, recursive: bool = True, interval: float = POLL_INTERVAL,
+                 ready: threading.Event | None = None,
+                 ) -> Iterator[set[tuple[watchfiles.Change, str]]]:
+    """Batches of changes, as ``watchfiles.watch`` yields them, found by scanning."""
+    paths = list(paths)
+    before = _snapshot(paths, watch_filter, recursive)
+    if ready is not None:
+        ready.set()
+    while not stop.wait(interval):
+        after = _snapshot(paths, watch_filter, recursive)
+        changes = {(watchfiles.Change.deleted, path) for path in before.keys() - after.keys()}
+        for path, key in after.items():
+            if path not in before:
+                changes.add((watchfiles.Change.added, path))
+            elif key != before[path]:
+                changes.add((watchfiles.Change.modified, path))
+        before = after
+        if changes:
+            yield changes
+
+
+def _snapshot(paths: list[Path], watch_filter: IgnoreFilter, recursive: bool) -> Snapshot:
+    """Every file (with its stat key) and folder (None) below ``paths`` not ignored."""
+    found: Snapshot = {}
+
+    def add(path: str) -> None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        found[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    for base in paths:
+        base_path = os.fspath(base)
+        if not recursive:
+            try:
+                entries = list(os.scandir(base_path))
+            except OSError:
+                continue
+            for entry in entries:
+                if not watch_filter.ignored(entry.path):
+                    if entry.is_dir():
+                        found[entry.path] = None
+                    else:
+                        add(entry.path)
+            continue
+        for folder, dirs, files in os.walk(base_path):
+            dirs[:] = [d for d in dirs if not watch_filter.ignored(os.path.join(folder, d))]
+            for name in dirs:
+                found[os.path.join(folder, name)] = None
+            for name in files:
+                path = os.path.join(folder, name)
+                if not watch_filter.ignored(path):
+                    add(path)
+    return found
 
 
 def _is_watch_limit(exc: OSError) -> bool:
@@ -175,11 +260,17 @@ class SiteWatcher:
                 rel = Path(path).relative_to(self.root).as_posix()
             except ValueError:
                 continue
+            if rel == ".":
+                continue  # the folder itself (polling sees its mtime change): not a page
             url = "/" + quote(rel)
-            paths.append(url)
+            urls = [url]
             if rel == self.default_file or rel.endswith("/" + self.default_file):
-                paths.append(url[: -len(quote(self.default_file))])
-            if not path.endswith(".css") or change == watchfiles.Change.deleted:
+                urls.append(url[: -len(quote(self.default_file))])
+            paths.extend(u for u in urls if u not in paths)
+            # Editors that save by renaming (vim's backup, for one) report a stylesheet as
+            # deleted and added in one batch: it is deleted only if it is gone now.
+            gone = change == watchfiles.Change.deleted and not os.path.exists(path)
+            if not path.endswith(".css") or gone:
                 only_css = False
         if paths:
             self.hub.post("css" if only_css else "reload", {"paths": paths})

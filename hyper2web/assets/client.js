@@ -43,6 +43,9 @@
   async function reload(paths) {
     if (state.reloading) return;
     state.reloading = true;
+    // The event stream may pass through the old service worker, whose fetches in flight
+    // keep a new worker from activating: close it before waiting for one.
+    source.close();
     try {
       await forgetCached(paths);
       await updateWorkers(paths);
