@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve test test-versions bench-reload lint format clean
+.PHONY: serve test test-versions bench-reload bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +36,11 @@ test-versions:
 
 bench-reload: $(STAMP)
 	$(BIN)/python bench/reload_latency.py
+
+# The peers (hypercorn, starlette) are tools of bench/, never runtime dependencies.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py
