@@ -158,8 +158,18 @@ class Response:
     # -- headers (original API) ------------------------------------------------------------
 
     def set_header(self, field: str, value: Any) -> None:
-        """Set one header; a later call with the same name replaces it."""
-        self.headers[field.lower()] = str(value)
+        """Set one header; a later call with the same name replaces it.
+
+        A line break or NUL in the value would let a value forge another header, so it is
+        refused here (``ValueError``), once, instead of on every send.
+        """
+        text = str(value)
+        if "\n" in text or "\r" in text or "\x00" in text:
+            raise ValueError(f"header {field!r} has a line break or NUL in its value")
+        name = field.lower()
+        if not name or name[0] == ":" or " " in name:
+            raise ValueError(f"not a header name: {field!r}")
+        self.headers[name] = text
 
     def set_headers(self, headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
         """Replace every header set so far with ``headers``."""
@@ -191,7 +201,11 @@ class Response:
         if self.status in _NO_LENGTH:
             # RFC 9110: never on 204; on 304 a length would describe the unsent content.
             headers.pop("content-length", None)
-        await self._channel.send_head(self.status, list(headers.items()), end)
+        # ``headers`` is a public dict: names written into it directly may be mixed case,
+        # which HTTP/2 forbids on the wire.
+        await self._channel.send_head(
+            self.status, [(k if k.islower() else k.lower(), v) for k, v in headers.items()],
+            end)
 
     async def send_informational(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
         """Send a 1xx response (e.g. ``103 Early Hints``) before the final one."""

@@ -34,7 +34,7 @@ from . import trust
 from .config import apply_config
 from .routes import RoutesError, find_routes, load_routes
 from .scaffold import TEMPLATE_NAMES, ScaffoldError, create_project
-from .terminal import AccessLogHandler, network_addresses, qr_lines
+from .terminal import AccessLog, network_addresses, qr_lines
 from .watch import SiteWatcher
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -108,11 +108,8 @@ def _say_ca_created(ca: local_ca.Authority, err: bool = False) -> None:
 def _configure_logging(quiet: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
-    access = logging.getLogger("hyper2web.access")
-    access.propagate = False
-    if not any(isinstance(h, AccessLogHandler) for h in access.handlers):
-        access.addHandler(AccessLogHandler())
-    access.setLevel(logging.WARNING if quiet else logging.INFO)
+    # The access log goes through App.access_logger (see serve), not this logger.
+    logging.getLogger("hyper2web.access").setLevel(logging.WARNING)
 
 
 # HTTP/2 forbids connection-specific header fields (RFC 9113 section 8.2.2).
@@ -201,6 +198,8 @@ def serve(ctx: click.Context, **values: Any) -> None:
               spa=opt.spa, listing=not opt.no_list, early_hints=opt.early_hints,
               sw_allowed=opt.sw_allowed, cors=opt.cors, headers=opt.headers,
               live_reload=None if opt.no_reload else LiveReload())
+    if not opt.quiet:
+        app.access_logger = AccessLog()
     routes_path = None if opt.no_routes else (opt.routes_file or find_routes(root))
     if routes_path is not None:
         if not routes_path.is_file():

@@ -138,7 +138,12 @@ class H2Connection:
         self.handler = handler
         self.config = config
         self.h2 = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+            # Inbound headers are validated (malformed requests get the RFC 9113 errors);
+            # outbound ones come from Response, which lower-cases names and refuses line
+            # breaks in values, so h2's second pass over every response header is skipped.
+            config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8",
+                                             validate_outbound_headers=False,
+                                             normalize_outbound_headers=False)
         )
         self.streams: dict[int, _StreamState] = {}
         self.closed = False

@@ -3,6 +3,7 @@ access log."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from livekit import get, wait_output, wait_until
 
-from hyper2web_cli.terminal import AccessLogHandler, network_addresses, qr_lines
+from hyper2web_cli.terminal import AccessLog, network_addresses, qr_lines
 
 Serve = Callable[..., Any]
 QR_CHARS = set("█▄▀ ")
@@ -209,11 +210,13 @@ def test_quiet_hides_the_access_log(serve: Serve) -> None:
     (("POST", "/api", 201, 2048, 12.0), "POST   /api 201 2.0 KB 12.0 ms"),
     (("DELETE", "/x", 404, 3 * 1024 * 1024, 1.25), "DELETE /x 404 3.0 MB 1.2 ms"),
 ])
-def test_access_log_format(args: tuple[Any, ...], expected: str,
-                           capsys: pytest.CaptureFixture[str]) -> None:
-    import logging
+def test_access_log_format(args: tuple[Any, ...], expected: str) -> None:
+    stream = io.StringIO()
+    AccessLog(stream, color=False)(*args)
+    assert stream.getvalue() == expected + "\n"
 
-    record = logging.LogRecord("hyper2web.access", logging.INFO, __file__, 1,
-                               "%s %s %d %dB %.1fms", args, None)
-    AccessLogHandler().emit(record)
-    assert capsys.readouterr().err == expected + "\n"
+
+def test_access_log_colors_the_status() -> None:
+    stream = io.StringIO()
+    AccessLog(stream, color=True)("GET", "/a", 404, 1, 0.1)
+    assert "\x1b[33m404\x1b[0m" in stream.getvalue()
