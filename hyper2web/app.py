@@ -93,6 +93,8 @@ class App:
         # ``(method, path, status, body bytes, ms)`` per request, instead of the
         # ``hyper2web.access`` logger: a plain call is much cheaper than a LogRecord.
         self.access_logger: Callable[[str, str, int, int, float], None] | None = None
+        # Files under ``root`` never served, besides the certificate pair (e.g. routes.py).
+        self.private_files: list[str] = []
         self.static: StaticFiles | None = None
         self.server: Server | None = None
 
@@ -188,7 +190,8 @@ class App:
     def _static_files(self) -> StaticFiles:
         return StaticFiles(self.root, self.default_file, spa=self.spa, listing=self.listing,
                            early_hints=self.early_hints, sw_allowed=self.sw_allowed,
-                           html_filter=inject_script if self.live_reload is not None else None)
+                           html_filter=inject_script if self.live_reload is not None else None,
+                           private=[self.certfile, self.keyfile, *self.private_files])
 
     async def _answer(self, request: Request, response: Response) -> None:
         if request.path.startswith(RELOAD_PREFIX):

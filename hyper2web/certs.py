@@ -85,6 +85,7 @@ def make_self_signed(hosts: Iterable[str] = (), days: int = VALIDITY_DAYS) -> tu
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret so that only its owner can read it, even if the file existed."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode on open: tighten it first
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.chmod(path, 0o600)

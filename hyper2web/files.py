@@ -91,13 +91,13 @@ class FileEntry:
         """
         if not self.content_type.startswith("text/html") or self.size > MAX_COMPRESS:
             return
+        counted = len(self.body) if self.body is not None else 0  # already in self.cost
         if self.body is None:
             with open(self.path, "rb") as fh:
                 self.body = fh.read()
-        self.cost -= self.size
         self.body = html_filter(self.body)
         self.size = len(self.body)
-        self.cost += self.size
+        self.cost += self.size - counted
         self.etag = self.etag[:-1] + '-lr"'
         self.filtered = True
 

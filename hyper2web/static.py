@@ -18,7 +18,7 @@ import html
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -33,6 +33,8 @@ log = logging.getLogger("hyper2web")
 
 _ASSETS = Path(__file__).parent / "assets"
 RESERVED_PREFIX = "/__hyper2web__/"
+# Private keys by their usual names are never served.
+PRIVATE_SUFFIXES = (".key", "-key.pem", ".p12", ".pfx")
 SERVICE_WORKER_NAMES = frozenset({"sw.js", "service-worker.js", "serviceworker.js"})
 _MAX_REMEMBERED_PATHS = 8192
 
@@ -62,8 +64,12 @@ class StaticFiles:
     def __init__(self, root: str | os.PathLike[str], default_file: str = "index.html", *,
                  spa: bool = False, listing: bool = True, early_hints: bool = False,
                  sw_allowed: str | None = None,
-                 html_filter: Callable[[bytes], bytes] | None = None) -> None:
+                 html_filter: Callable[[bytes], bytes] | None = None,
+                 private: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.root = os.path.realpath(root)
+        # Files never served even when they lie under the root: the TLS key and
+        # certificate, the routes module (``hyper2web serve .`` would expose them).
+        self.private = frozenset(os.path.realpath(p) for p in private)
         self.default_file = default_file
         self.spa = spa
         self.listing = listing
@@ -96,7 +102,7 @@ class StaticFiles:
                 return Lookup(404)
         joined = os.path.join(self.root, *segments)
         real = os.path.realpath(joined)
-        if not self._inside(real):
+        if not self._inside(real) or real in self.private or real.endswith(PRIVATE_SUFFIXES):
             return Lookup(404)
         if os.path.isdir(real):
             # The index is resolved too: an index.html that is a symlink leading out of the
@@ -107,7 +113,10 @@ class StaticFiles:
             if not has_index and not self.listing:
                 return Lookup(404)
             if not decoded.endswith("/"):
-                return Lookup(301, location=quote(decoded + "/", safe="/:@!$&'()*+,;=-._~"))
+                # Built from the segments: ``//docs`` must not become ``//docs/``, which a
+                # browser reads as another host.
+                clean = "/" + "/".join(segments) + "/" if segments else "/"
+                return Lookup(301, location=quote(clean, safe="/:@!$&'()*+,;=-._~"))
             if has_index:
                 return Lookup(200, index, direct=index == index_joined and real == joined)
             return Lookup(200, real, listing=True)
@@ -148,7 +157,17 @@ class StaticFiles:
     # -- answering -------------------------------------------------------------------------
 
     async def serve(self, request: Request, response: Response) -> None:
-        """Answer a GET or HEAD for a static path."""
+        """Answer a GET or HEAD for a static path; an unreadable file is a 403, not a crash."""
+        try:
+            await self._serve(request, response)
+        except OSError as exc:
+            if response.started:
+                raise
+            log.info("cannot read %s: %s", request.path, exc.strerror or exc)
+            response.headers.clear()
+            await send_error_page(response, 403 if isinstance(exc, PermissionError) else 404)
+
+    async def _serve(self, request: Request, response: Response) -> None:
         url_path = request.path
         known = self._remembered(url_path)
         if known is not None:
@@ -345,7 +364,7 @@ def prefers_html(accept: str) -> bool:
     return html_q is not None and html_q > 0 and html_q >= best_other
 
 
-_REASONS = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+_REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             413: "Content Too Large", 416: "Range Not Satisfiable",
             500: "Internal Server Error"}
 

@@ -204,6 +204,7 @@ def serve(ctx: click.Context, **values: Any) -> None:
     if routes_path is not None:
         if not routes_path.is_file():
             raise click.ClickException(f"routes file not found: {routes_path}")
+        app.private_files.append(str(routes_path))
         try:
             load_routes(routes_path, app)
         except RoutesError as exc:

@@ -48,6 +48,7 @@ class ConnectionConfig:
 
     max_concurrent_streams: int = 128
     max_body_size: int = 64 * 1024 * 1024
+    idle_timeout: float = 300.0
     initial_window_size: int = 1024 * 1024
     connection_window_size: int = 16 * 1024 * 1024
     max_header_list_size: int = 64 * 1024
@@ -101,9 +102,10 @@ class StreamChannel:
         view = memoryview(data)
         try:
             if not view:
-                self._check_open()
-                h2conn.end_stream(sid)
-                await conn.wake_writer()
+                if end_stream:  # an empty chunk alone sends nothing
+                    self._check_open()
+                    h2conn.end_stream(sid)
+                    await conn.wake_writer()
                 return
             while view:
                 self._check_open()
@@ -151,6 +153,7 @@ class H2Connection:
         self.goaway_sent_after: int | None = None  # last stream served once draining
         self._raw_frames: list[bytes] = []  # frames written past h2 (see send_goaway)
         self.unflushed = 0
+        self.buffered = 0  # request body bytes held for streams not dispatched yet
         self._write_lock = curio.Lock()
         self._writer_wake = curio.Event()
         self._tasks: Any = None
@@ -194,8 +197,20 @@ class H2Connection:
         conn = self.h2
         sock = self.sock
         while not self.closed:
+            data = None
             try:
-                data = await sock.recv(READ_SIZE)
+                if self.streams:
+                    data = await sock.recv(READ_SIZE)
+                else:
+                    # An idle connection (no open stream) is closed after a while, so
+                    # clients that connect and go quiet cannot hold sockets forever.
+                    async with curio.ignore_after(self.config.idle_timeout) as idle:
+                        data = await sock.recv(READ_SIZE)
+                    if idle.expired:
+                        log.debug("%s: idle for %g s, closing", self.peer,
+                                  self.config.idle_timeout)
+                        await self.send_goaway()
+                        return
             except OSError as exc:
                 await self._lose(exc)
                 return
@@ -291,14 +306,19 @@ class H2Connection:
         if state is None or state.refused:
             return
         state.size += len(event.data)
-        if state.size > self.config.max_body_size:
+        # Every DATA frame is acknowledged at once, so flow control never holds a client
+        # back: bound what one connection may have buffered across all its streams too.
+        if state.size > self.config.max_body_size or \
+                self.buffered + len(event.data) > 2 * self.config.max_body_size:
             await self._refuse_too_large(state)
             return
         state.body.append(event.data)
+        self.buffered += len(event.data)
 
     async def _refuse_too_large(self, state: _StreamState) -> None:
         """413 before the body is read, then RST_STREAM(NO_ERROR) to stop the upload."""
         state.refused = True
+        self.buffered -= sum(len(chunk) for chunk in state.body)
         state.body = []
         # Forget the stream: DATA still in flight for it is only acknowledged.
         self.streams.pop(state.stream_id, None)
@@ -326,6 +346,8 @@ class H2Connection:
         if state is None:
             return
         state.closed = True
+        self.buffered -= sum(len(chunk) for chunk in state.body)
+        state.body = []
         if state.window_event is not None:
             await state.window_event.set()
         if state.task is not None and not state.task.terminated:
@@ -342,13 +364,18 @@ class H2Connection:
             await state.window_event.set()
 
     async def wait_for_window(self, state: _StreamState) -> None:
-        """Block the sender of one stream until the peer opens its window."""
-        await self.flush()
-        if self.closed or state.closed:
-            return  # the sender's next check raises StreamClosed
-        state.window_event = curio.Event()
+        """Block the sender of one stream until the peer opens its window.
+
+        The event exists before the flush: a WINDOW_UPDATE handled while the flush waits on
+        the socket sets it, instead of finding nothing to wake and being lost.
+        """
+        state.window_event = event = curio.Event()
         try:
-            await state.window_event.wait()
+            await self.flush()
+            if self.closed or state.closed:
+                return  # the sender's next check raises StreamClosed
+            if self.h2.local_flow_control_window(state.stream_id) < 1:
+                await event.wait()
         finally:
             state.window_event = None
 
@@ -356,6 +383,7 @@ class H2Connection:
 
     async def _dispatch(self, state: _StreamState) -> None:
         body = b"".join(state.body) if state.body else b""
+        self.buffered -= len(body)
         state.body = []
         stream = Stream(state.stream_id, state.headers, body)
         request = Request(stream, client=self.client)
