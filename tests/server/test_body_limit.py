@@ -125,3 +125,22 @@ def test_httpx_gets_413(limited: Any) -> None:
         assert response.http_version == "HTTP/2"
         assert response.status_code == 413
         assert client.get(limited.url + "/fast").text == "fast"
+
+
+def test_bodies_held_on_one_connection_are_bounded_together(limited: Any) -> None:
+    """Each body under the limit, but together over twice the limit: the one that would
+    pass the bound is refused, the others stay and complete."""
+    with H2Client(limited.port) as client:
+        first = client.request("/sha256", method="POST", end_stream=False)
+        second = client.request("/sha256", method="POST", end_stream=False)
+        third = client.request("/sha256", method="POST", end_stream=False)
+        client.send_body(first, b"a" * 900, end_stream=False)
+        client.send_body(second, b"b" * 900, end_stream=False)
+        client.send_body(third, b"c" * 900, end_stream=False)
+        _refused(client, third)
+        client.send_body(first, b"", end_stream=True)
+        client.send_body(second, b"", end_stream=True)
+        client.read_until(lambda: client.streams[first].done and client.streams[second].done,
+                          timeout=3)
+        assert client.streams[first].status == 200
+        assert client.streams[second].status == 200
