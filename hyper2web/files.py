@@ -16,10 +16,9 @@ from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote
 
 from . import encoding
+from .http import SMALL_FILE  # kept in memory up to this size; bigger files stream
 from .mime import content_type_for
 
-# Files up to this size are kept in memory; bigger ones stream from disk.
-SMALL_FILE = 256 * 1024
 # Compressible files up to this size are compressed (once per version); bigger ones are not.
 MAX_COMPRESS = 8 * 1024 * 1024
 CACHE_BYTES = 128 * 1024 * 1024

@@ -8,7 +8,8 @@ import time
 from urllib.parse import quote
 
 
-def _size(num: int) -> str:
+def human_size(num: int) -> str:
+    """``5 B``, ``1.2 KB``, ``3.0 MB``: sizes as a person reads them."""
     value = float(num)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
@@ -56,7 +57,7 @@ def render_listing(url_path: str, folder: str) -> bytes:
         href = html.escape(quote(name) + ("/" if is_dir else ""), quote=True)
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime))
         lines.append(f"<tr><td><a href=\"{href}\">{shown}</a></td>"
-                     f"<td class=n>{'' if is_dir else _size(size)}</td><td>{when}</td></tr>")
+                     f"<td class=n>{'' if is_dir else human_size(size)}</td><td>{when}</td></tr>")
     if not rows:
         lines.append("<tr><td colspan=3><em>This folder is empty.</em></td></tr>")
     lines.append("</tbody></table></body></html>\n")

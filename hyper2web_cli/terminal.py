@@ -7,6 +7,8 @@ import socket
 import sys
 from typing import TextIO
 
+from hyper2web.listing import human_size
+
 _STATUS_COLORS = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
 
 
@@ -67,14 +69,6 @@ def qr_lines(text: str) -> list[str]:
     return lines
 
 
-def _human(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / 1024 / 1024:.1f} MB"
-
-
 _ANSI = {"green": "32", "cyan": "36", "yellow": "33", "red": "31", "white": "37"}
 
 
@@ -95,9 +89,9 @@ class AccessLog:
         if self.color:
             code = _ANSI[_STATUS_COLORS.get(status // 100, "white")]
             line = (f"\x1b[1m{method:<6}\x1b[0m {path} \x1b[{code}m{status}\x1b[0m "
-                    f"\x1b[2m{_human(size)} {ms:.1f} ms\x1b[0m\n")
+                    f"\x1b[2m{human_size(size)} {ms:.1f} ms\x1b[0m\n")
         else:
-            line = f"{method:<6} {path} {status} {_human(size)} {ms:.1f} ms\n"
+            line = f"{method:<6} {path} {status} {human_size(size)} {ms:.1f} ms\n"
         try:
             self.stream.write(line)
         except (OSError, ValueError):

@@ -6,8 +6,6 @@ Servers bind port 0 and report the port they got; nothing here hard-codes a port
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,25 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import IN_CI, URL_RE, need_tool  # noqa: F401 - re-exported to test folders
 
 from hyper2web import App
 from hyper2web._curio import curio
 from hyper2web.certs import write_certificates
 
 REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-URL_RE = re.compile(r"https://(?:localhost|\[[0-9a-f:]+\]|[\d.]+):(\d+)/")
-
-
-def need_tool(name: str) -> str:
-    """The path of an external tool; in CI a missing tool fails, elsewhere it skips."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian: see .ci/run)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="session")

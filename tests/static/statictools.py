@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -24,27 +23,14 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
-import pytest
+from support import IN_CI, URL_RE, need_tool  # noqa: F401 - used by the tests here
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-URL_RE = re.compile(r"https://(?:localhost|\[[0-9a-f:]+\]|[\d.]+):(\d+)/")
 CHROME_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
                  "image/webp,image/apng,*/*;q=0.8")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--ignore-certificate-errors",
 ]
-
-
-def need_tool(name: str) -> str:
-    """The path of an external tool; in CI a missing tool fails, elsewhere it skips."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian: see .ci/run)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 # -- a raw HTTP/2 client ------------------------------------------------------------------
