@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve test test-versions bench-reload bench lint format clean
+.PHONY: serve test test-versions bench-reload bench profile lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+
+# Where the time goes in S1 and S3 (py-spy); LABEL names bench/profiles/LABEL.md.
+profile: $(BENCH_STAMP)
+	$(BIN)/python bench/profile.py $(LABEL)

@@ -36,6 +36,7 @@ IDLE_CONNECTIONS = 1000
 STARTS = 10
 NOISY = 0.25  # a run during which other processes used this much of a core is marked
 RESULTS = servers.BENCH / "RESULTS.md"
+PROFILES = servers.BENCH / "profiles"
 NAMES = ("hyper2web", "hypercorn", "nginx")
 
 
@@ -582,7 +583,25 @@ def write_results(bench: Bench, table: str, elapsed: float, load: tuple[str, str
                     ""]
     out += ["## Problems", ""]
     out += bench.problems or ["None: every request of every run succeeded."]
+    out += ["", *profiles()]
     RESULTS.write_text("\n".join(out).rstrip() + "\n")
+
+
+def profiles() -> list[str]:
+    """The profiles kept in bench/profiles/ (``make profile LABEL=...``), oldest first."""
+    found = sorted(PROFILES.glob("*.md"), key=lambda path: path.stat().st_mtime)
+    if not found:
+        return []
+    out = ["# Profiles", "",
+           "Where hyper2web's CPU time goes in S1 and S3, from `make profile LABEL=<label>` "
+           "(bench/profile.py: py-spy samples during h2load), one section per kept profile.",
+           ""]
+    for path in found:
+        # One heading level down, under "Profiles".
+        out += [f"#{line}" if line.startswith("#") else line
+                for line in path.read_text().strip().splitlines()]
+        out.append("")
+    return out
 
 
 def _port(bench: Bench, name: str) -> int:
