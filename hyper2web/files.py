@@ -16,9 +16,10 @@ from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote
 
 from . import encoding
-from .http import SMALL_FILE  # kept in memory up to this size; bigger files stream
+from .http import SMALL_FILE, Headers
 from .mime import content_type_for
 
+# Files up to SMALL_FILE are kept in memory; bigger files stream.
 # Compressible files up to this size are compressed (once per version); bigger ones are not.
 MAX_COMPRESS = 8 * 1024 * 1024
 CACHE_BYTES = 128 * 1024 * 1024
@@ -53,7 +54,7 @@ class FileEntry:
     """A file version: its type, validators, small body and compressed variants."""
 
     __slots__ = ("path", "key", "size", "content_type", "etag", "last_modified", "mtime",
-                 "body", "compressible", "variants", "_links", "cost", "filtered")
+                 "body", "compressible", "variants", "_links", "cost", "filtered", "_heads")
 
     def __init__(self, path: str, st: os.stat_result) -> None:
         self.path = path
@@ -72,6 +73,7 @@ class FileEntry:
         self._links: list[str] | None = None
         self.cost = 0
         self.filtered = False
+        self._heads: dict[tuple[str, bool], Headers] = {}
 
     def load_small(self) -> None:
         """Read the body into memory when the file is small."""
@@ -138,6 +140,31 @@ class FileEntry:
         if len(packed) >= len(data):
             return None
         return Variant(coding, self.etag[:-1] + f'-{coding}"', len(packed), packed)
+
+    def headers(self, variant: Variant | None, status: int = 200) -> Headers:
+        """The response header fields for this version (``variant``: its encoding), built once.
+
+        ``status`` 200 gives the full list with the length; 304 the list a revalidation
+        answer carries (no type or length, RFC 9110 section 15.4.5). Names are lower-case
+        and values free of line breaks, as a ``Response`` requires.
+        """
+        key = (variant.coding if variant is not None else "", status == 304)
+        found = self._heads.get(key)
+        if found is not None:
+            return found
+        fields = [] if status == 304 else [("content-type", self.content_type)]
+        fields += [("cache-control", "no-cache"), ("x-content-type-options", "nosniff"),
+                   ("last-modified", self.last_modified), ("accept-ranges", "bytes")]
+        if self.compressible:
+            fields.append(("vary", "accept-encoding"))
+        fields.append(("etag", variant.etag if variant is not None else self.etag))
+        if status != 304:
+            if variant is not None:
+                fields.append(("content-encoding", variant.coding))
+            size = variant.size if variant is not None else self.size
+            fields.append(("content-length", str(size)))
+        found = self._heads[key] = tuple(fields)
+        return found
 
     def preload_links(self) -> list[str]:
         """``link`` header values for ``<link rel=preload|modulepreload>`` in an HTML body."""

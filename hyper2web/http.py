@@ -10,7 +10,7 @@ from __future__ import annotations
 import json as _json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -25,7 +25,7 @@ log = logging.getLogger("hyper2web")
 SMALL_FILE = 256 * 1024
 FILE_CHUNK = 256 * 1024
 
-Headers = list[tuple[str, str]]
+Headers = tuple[tuple[str, str], ...]
 
 # Statuses whose responses never carry content-length.
 _NO_LENGTH = frozenset({204, 304})
@@ -34,11 +34,13 @@ _NO_LENGTH = frozenset({204, 304})
 class Channel(Protocol):
     """What a protocol connection offers one response: the sending half of a stream."""
 
-    async def send_head(self, status: int, headers: Headers, end_stream: bool) -> None: ...
+    async def send_head(self, status: int, headers: Sequence[tuple[str, str]],
+                        end_stream: bool) -> None: ...
 
     async def send_data(self, data: bytes, end_stream: bool) -> None: ...
 
-    async def send_informational(self, status: int, headers: Headers) -> None: ...
+    async def send_informational(self, status: int,
+                                 headers: Sequence[tuple[str, str]]) -> None: ...
 
 
 class Stream:
@@ -257,6 +259,31 @@ class Response:
             return
         await self.start()
         await self.write(bytes(data), end=True)
+
+    async def send_prepared(self, status: int, headers: Headers, body: bytes) -> None:
+        """Send a whole response whose header fields were built ahead of time.
+
+        For answers served again and again (a cached file): ``headers`` must already be
+        lower-case and checked, and carry the content-length. Fields set on ``headers`` of
+        this response before, and the app's defaults, are added unless ``headers`` has them.
+        """
+        if self.started:
+            raise ResponseAlreadySent(f"stream {self.stream_id}: response already started")
+        self.status = status
+        self.started = self.finished = True
+        fields: Sequence[tuple[str, str]] = headers
+        if self.headers or self.defaults:
+            names = {name for name, _ in headers}
+            more = [(k.lower(), v) for k, v in self.headers.items() if k.lower() not in names]
+            names.update(name for name, _ in more)
+            more += [(k, v) for k, v in self.defaults if k not in names]
+            fields = [*headers, *more]
+        if self._head_only or not body:
+            await self._channel.send_head(status, fields, True)
+            return
+        await self._channel.send_head(status, fields, False)
+        self.bytes_sent = len(body)
+        await self._channel.send_data(body, True)
 
     async def send_text(self, text: str, status: int = 200,
                         content_type: str = "text/plain; charset=utf-8") -> None:

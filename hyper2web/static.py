@@ -221,18 +221,6 @@ class StaticFiles:
 
     async def _send_entry(self, request: Request, response: Response, entry: FileEntry) -> None:
         headers = request.headers
-        response.update_headers((
-            ("content-type", entry.content_type),
-            ("cache-control", "no-cache"),
-            ("x-content-type-options", "nosniff"),
-            ("last-modified", entry.last_modified),
-            ("accept-ranges", "bytes"),
-        ))
-        if self.sw_allowed and self._is_service_worker(request, entry):
-            response.set_header("service-worker-allowed", self.sw_allowed)
-        if entry.compressible:
-            response.set_header("vary", "accept-encoding")
-
         ranges = None
         unsatisfiable = False
         range_header = headers.get("range")
@@ -251,14 +239,24 @@ class StaticFiles:
                 variant = entry.variant(coding)
                 self.cache.account(entry, before)
         etag = variant.etag if variant is not None else entry.etag
-        response.set_header("etag", etag)
+        service_worker = self.sw_allowed and self._is_service_worker(request, entry)
+        if service_worker:
+            response.set_header("service-worker-allowed", self.sw_allowed)
 
         if not_modified(headers, etag, entry.mtime):
-            response.status = 304
-            response.headers.pop("content-type", None)
-            await response.start(end_stream=True)
+            await response.send_prepared(304, entry.headers(variant, 304), b"")
             return
 
+        fields = entry.headers(variant)
+        body = variant.body if variant is not None else entry.body
+        hints = (self.early_hints and request.method == "GET"
+                 and entry.content_type.startswith("text/html"))
+        if body is not None and ranges is None and not unsatisfiable and not hints:
+            # The common case, a whole cached file: no header is built or checked again.
+            await response.send_prepared(200, fields, body)
+            return
+
+        response.update_headers(fields)
         if unsatisfiable:  # after the preconditions, which win (RFC 9110 13.2.2)
             response.set_header("content-range", f"bytes */{entry.size}")
             response.headers.pop("content-type", None)
@@ -266,8 +264,7 @@ class StaticFiles:
             await response.send(b"")
             return
 
-        if (self.early_hints and request.method == "GET"
-                and entry.content_type.startswith("text/html")):
+        if hints:
             links = entry.preload_links()
             if links:
                 await response.send_informational(103, [("link", ", ".join(links))])
@@ -275,7 +272,6 @@ class StaticFiles:
         if ranges is not None:
             await self._send_ranges(response, entry, ranges)
         elif variant is not None:
-            response.set_header("content-encoding", variant.coding)
             await self._send_body(response, variant.body, variant.path, 0, variant.size)
         else:
             await self._send_body(response, entry.body, entry.path, 0, entry.size)

@@ -5,18 +5,22 @@ nothing about routing or files: it builds a ``Request``/``Response`` pair per st
 hands it to the ``handler`` it was given.
 
 Three rules keep it correct and fast:
-- every request runs in its own task, never inside the read loop, so a slow handler never
-  delays the other streams, and a response larger than the flow-control window cannot
-  deadlock the loop that would read the WINDOW_UPDATE;
-- every write to the socket goes through one lock (``_flush``), and small responses only
-  wake the writer task, so the frames of many streams leave in one ``sendall``;
+- a request starts inside the read loop and, the moment it would block (a window to wait
+  for, a file read in a thread, a handler that sleeps or waits for events), goes on in a
+  task of its own from exactly where it stopped. A cached file or a quick API answer thus
+  costs no task at all, while a slow handler never delays the other streams and a response
+  larger than the flow-control window cannot deadlock the loop that reads WINDOW_UPDATEs;
+- every write to the socket goes through one lock (``flush``): what the read loop answered
+  leaves in one ``sendall`` per batch of received frames, and tasks wake a writer task
+  (started on first need) so the frames of many streams leave together too;
 - every received DATA frame is acknowledged, so uploads never stall.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +35,7 @@ from hyperframe.frame import GoAwayFrame
 from .._curio import curio
 from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
+from .hpack_fields import FieldEncoder
 
 log = logging.getLogger("hyper2web.server")
 
@@ -88,7 +93,8 @@ class StreamChannel:
             conn.h2.send_headers(self._state.stream_id, block, end_stream=end_stream)
         except h2.exceptions.StreamClosedError:
             raise StreamClosed(f"stream {self._state.stream_id} closed") from None
-        await conn.wake_writer()
+        if not conn.inline:
+            await conn.wake_writer()
 
     async def send_informational(self, status: int, headers: list[tuple[str, str]]) -> None:
         """A 1xx HEADERS frame (e.g. 103 Early Hints); the final response follows."""
@@ -120,7 +126,7 @@ class StreamChannel:
                 conn.unflushed += size
                 if conn.unflushed >= FLUSH_THRESHOLD:
                     await conn.flush()
-                else:
+                elif not conn.inline:
                     await conn.wake_writer()
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             raise StreamClosed(f"stream {sid} closed") from None
@@ -147,6 +153,7 @@ class H2Connection:
                                              validate_outbound_headers=False,
                                              normalize_outbound_headers=False)
         )
+        self.h2.encoder = FieldEncoder()  # type: ignore[assignment]
         self.streams: dict[int, _StreamState] = {}
         self.closed = False
         self.lost = False  # the socket failed or the peer left: nothing more can be sent
@@ -155,8 +162,12 @@ class H2Connection:
         self.unflushed = 0
         self.buffered = 0  # request body bytes held for streams not dispatched yet
         self._write_lock = curio.Lock()
-        self._writer_wake = curio.Event()
+        self._writer_wake: Any = None  # the writer task and its event, made on first need
         self._tasks: Any = None
+        # True while the read loop runs a request itself: the loop flushes after the batch,
+        # so senders need not wake the writer.
+        self.inline = False
+        self._spawned = False  # a task was started since the read loop last yielded
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -179,7 +190,6 @@ class H2Connection:
             conn.increment_flow_control_window(extra)
         async with curio.TaskGroup() as tasks:
             self._tasks = tasks
-            await tasks.spawn(self._writer, daemon=True)
             try:
                 await self.flush()
                 await self._read_loop()
@@ -237,9 +247,11 @@ class H2Connection:
                 await self.flush()
                 return
             await self.flush()
-            # curio switches tasks only when an operation would block: yield so a busy
-            # connection does not starve the request tasks it just spawned, or the others.
-            await curio.sleep(0)
+            if self._spawned:
+                # curio switches tasks only when an operation would block: yield so a busy
+                # connection does not starve the request tasks it just started.
+                self._spawned = False
+                await curio.sleep(0)
 
     def _oversized_frame_pending(self) -> bool:
         """True when the incomplete frame h2 is buffering announces an illegal length.
@@ -389,8 +401,16 @@ class H2Connection:
         request = Request(stream, client=self.client)
         response = Response(state.stream_id, StreamChannel(self, state),
                             head_only=request.method == "HEAD")
-        state.task = await self._tasks.spawn(self._serve, state, request, response,
-                                             daemon=True)
+        serving = self._serve(state, request, response)
+        self.inline = True
+        try:
+            trap = serving.send(None)
+        except StopIteration:
+            return  # answered without ever blocking
+        finally:
+            self.inline = False
+        state.task = await self._tasks.spawn(_resume_in_task, serving, trap, daemon=True)
+        self._spawned = True
 
     async def _serve(self, state: _StreamState, request: Request, response: Response) -> None:
         try:
@@ -406,7 +426,8 @@ class H2Connection:
             self._reset(state.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
         finally:
             self.streams.pop(state.stream_id, None)
-            await self.wake_writer()
+            if not self.inline:
+                await self.wake_writer()
 
     def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
         try:
@@ -417,7 +438,17 @@ class H2Connection:
     # -- writing ---------------------------------------------------------------------------
 
     async def wake_writer(self) -> None:
-        """Ask the writer task to flush soon: frames of many streams leave together."""
+        """Ask the writer task to flush soon: frames of many streams leave together.
+
+        Inside the read loop there is nothing to do (the loop flushes after the batch). The
+        writer task is started by the first request that needs it, so an idle connection
+        holds no second task.
+        """
+        if self.inline:
+            return
+        if self._writer_wake is None:
+            self._writer_wake = curio.Event()
+            await self._tasks.spawn(self._writer, daemon=True)
         if not self._writer_wake.is_set():
             await self._writer_wake.set()
 
@@ -505,3 +536,30 @@ class H2Connection:
         self.closed = True
         await self._wake_senders()
         await self.flush()
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, None], trap: Any) -> Generator[Any, Any, None]:
+    """Drive ``coro`` on from the kernel trap it yielded when it first blocked.
+
+    The read loop ran ``coro`` until it yielded ``trap``; here the trap goes to the kernel
+    on behalf of the task this runs in, and every result or exception (a cancellation, a
+    timeout) goes back into ``coro``, as if it had run in this task from the start.
+    """
+    while True:
+        try:
+            value = yield trap
+        except BaseException as exc:  # noqa: B036 - cancellation must reach the handler
+            try:
+                trap = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                trap = coro.send(value)
+            except StopIteration:
+                return
+
+
+async def _resume_in_task(coro: Coroutine[Any, Any, None], trap: Any) -> None:
+    await _resume(coro, trap)
