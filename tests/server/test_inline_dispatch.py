@@ -1,0 +1,130 @@
+"""Requests start inside the connection's read loop and move to a task of their own the
+moment they block: what a handler sees must not change either way (values and exceptions
+from the kernel, cancellation, timeouts), and a blocked request never holds up others."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from h2client import H2Client
+
+from hyper2web import App
+from hyper2web._curio import curio
+
+
+@pytest.fixture
+def inline_app(serve_app: Any, tmp_path: Path) -> Any:
+    (tmp_path / "index.html").write_text("<!doctype html><title>x</title>x")
+    app = App(root=tmp_path)
+    seen: dict[str, Any] = {"cancelled": threading.Event(), "finally": threading.Event()}
+
+    @app.get("thread")
+    async def thread(request, response):
+        # A result comes back from the kernel into a handler that started inline.
+        value = await curio.run_in_thread(lambda: 41 + 1)
+        await response.send(str(value).encode())
+
+    @app.get("timeout")
+    async def timeout(request, response):
+        # An exception (the timeout) is thrown back into it, and it can go on afterwards.
+        try:
+            async with curio.timeout_after(0.05):
+                await curio.sleep(5)
+        except curio.TaskTimeout:
+            await curio.sleep(0.01)
+            await response.send(b"timed out, then went on")
+
+    @app.get("split")
+    async def split(request, response):
+        # Headers leave from the read loop, the body from the task.
+        response.set_header("content-type", "text/plain")
+        await response.start()
+        await curio.sleep(0.05)
+        await response.write(b"first ")
+        await curio.sleep(0.05)
+        await response.write(b"second", end=True)
+
+    @app.get("forever")
+    async def forever(request, response):
+        await response.start()
+        try:
+            await curio.sleep(60)
+        except curio.CancelledError:
+            seen["cancelled"].set()
+            raise
+        finally:
+            seen["finally"].set()
+
+    @app.get("fails-inline")
+    async def fails_inline(request, response):
+        raise RuntimeError("broken before blocking")
+
+    @app.get("fails-later")
+    async def fails_later(request, response):
+        await curio.sleep(0.01)
+        raise RuntimeError("broken after blocking")
+
+    @app.get("quick")
+    async def quick(request, response):
+        await response.send(b"quick")
+
+    running = serve_app(app)
+    running.seen = seen
+    return running
+
+
+def test_a_value_from_the_kernel_reaches_a_resumed_handler(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        result = client.get("/thread", timeout=5)
+        assert (result.status, result.body) == (200, b"42")
+
+
+def test_a_timeout_is_thrown_into_a_resumed_handler(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        result = client.get("/timeout", timeout=5)
+        assert (result.status, result.body) == (200, b"timed out, then went on")
+
+
+def test_a_response_begun_inline_is_finished_by_its_task(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        result = client.get("/split", timeout=5)
+        assert result.status == 200
+        assert result.body == b"first second"
+
+
+def test_a_reset_cancels_a_handler_that_moved_to_a_task(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        sid = client.request("/forever")
+        client.read_until(lambda: client.streams[sid].status is not None, timeout=5)
+        client.reset(sid)
+        assert inline_app.seen["cancelled"].wait(5), "the handler was not cancelled"
+        assert inline_app.seen["finally"].is_set()
+        # The connection goes on serving.
+        assert client.get("/quick", timeout=5).body == b"quick"
+
+
+def test_errors_before_and_after_blocking_are_500s(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        assert client.get("/fails-inline", timeout=5).status == 500
+        assert client.get("/fails-later", timeout=5).status == 500
+        assert client.get("/quick", timeout=5).body == b"quick"
+
+
+def test_blocked_requests_do_not_hold_up_quick_ones_in_the_same_batch(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        # One write carries all the requests, so the server reads them in one batch.
+        slow = [client.request("/split", flush=False) for _ in range(10)]
+        quick = [client.request("/quick", flush=False) for _ in range(10)]
+        static = [client.request("/index.html", flush=False) for _ in range(10)]
+        client.flush()
+        client.read_until(lambda: all(client.streams[s].done for s in quick + static),
+                          timeout=5)
+        # Each blocked one takes 0.1 s: none is done when every quick one already is.
+        assert not any(client.streams[s].done for s in slow)
+        client.read_until(lambda: all(client.streams[s].done for s in slow), timeout=5)
+        assert all(client.streams[s].body == b"first second" for s in slow)
+        assert all(client.streams[s].body == b"quick" for s in quick)
+        assert all(client.streams[s].status == 200 for s in static)
