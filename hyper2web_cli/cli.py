@@ -198,8 +198,8 @@ def serve(ctx: click.Context, **values: Any) -> None:
               spa=opt.spa, listing=not opt.no_list, early_hints=opt.early_hints,
               sw_allowed=opt.sw_allowed, cors=opt.cors, headers=opt.headers,
               live_reload=None if opt.no_reload else LiveReload())
-    if not opt.quiet:
-        app.access_logger = AccessLog()
+    access_log = None if opt.quiet else AccessLog()
+    app.access_logger = access_log
     routes_path = None if opt.no_routes else (opt.routes_file or find_routes(root))
     if routes_path is not None:
         if not routes_path.is_file():
@@ -225,6 +225,8 @@ def serve(ctx: click.Context, **values: Any) -> None:
     finally:
         if watcher is not None:
             watcher.stop()
+        if access_log is not None:
+            access_log.flush()
 
 
 PORT_TRIES = 20

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
+import time
 from typing import TextIO
 
 from hyper2web.listing import human_size
@@ -75,15 +77,23 @@ _ANSI = {"green": "32", "cyan": "36", "yellow": "33", "red": "31", "white": "37"
 class AccessLog:
     """``GET    /app.js 200 1.2 KB 0.4 ms`` per request, colored by status on a terminal.
 
-    Called by the app once per request, so it formats with plain string operations and
-    writes one line, with the color codes decided once.
+    Called by the app once per request, so it formats with plain string operations and only
+    queues the line: a thread writes what queued up ``delay`` seconds after the first line,
+    in one write. A page load of 150 modules thus costs one write, not 150, and a line is
+    on screen within ``delay`` (0.05 s: sooner than anyone reads it).
     """
 
-    def __init__(self, stream: TextIO | None = None, color: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, color: bool | None = None,
+                 delay: float = 0.05) -> None:
         self.stream = stream if stream is not None else sys.stderr
         if color is None:
             color = self.stream.isatty() and "NO_COLOR" not in os.environ
         self.color = color
+        self.delay = delay
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._pending = threading.Event()
+        self._writer: threading.Thread | None = None
 
     def __call__(self, method: str, path: str, status: int, size: int, ms: float) -> None:
         if self.color:
@@ -92,7 +102,33 @@ class AccessLog:
                     f"\x1b[2m{human_size(size)} {ms:.1f} ms\x1b[0m\n")
         else:
             line = f"{method:<6} {path} {status} {human_size(size)} {ms:.1f} ms\n"
+        with self._lock:
+            first = not self._lines
+            self._lines.append(line)
+        if first:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_queued, daemon=True,
+                                                 name="hyper2web-access-log")
+                self._writer.start()
+            self._pending.set()
+
+    def _write_queued(self) -> None:
+        while True:
+            self._pending.wait()
+            time.sleep(self.delay)
+            # Cleared before the lines are taken: a line queued after this point either
+            # goes out with them or sets the event again.
+            self._pending.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every queued line now (``serve`` calls it on the way out)."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if not lines:
+            return
         try:
-            self.stream.write(line)
+            self.stream.write("".join(lines))
+            self.stream.flush()
         except (OSError, ValueError):
             pass

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -212,11 +213,34 @@ def test_quiet_hides_the_access_log(serve: Serve) -> None:
 ])
 def test_access_log_format(args: tuple[Any, ...], expected: str) -> None:
     stream = io.StringIO()
-    AccessLog(stream, color=False)(*args)
+    log = AccessLog(stream, color=False)
+    log(*args)
+    log.flush()
     assert stream.getvalue() == expected + "\n"
 
 
 def test_access_log_colors_the_status() -> None:
     stream = io.StringIO()
-    AccessLog(stream, color=True)("GET", "/a", 404, 1, 0.1)
+    log = AccessLog(stream, color=True)
+    log("GET", "/a", 404, 1, 0.1)
+    log.flush()
     assert "\x1b[33m404\x1b[0m" in stream.getvalue()
+
+
+def test_access_log_lines_queue_then_leave_together() -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream, color=False, delay=0.2)
+    for number in range(50):
+        log("GET", f"/m{number}.js", 200, 10, 0.1)
+    assert stream.getvalue() == ""  # queued, not yet written
+    deadline = time.monotonic() + 5
+    while stream.getvalue().count("\n") < 50 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    lines = stream.getvalue().splitlines()
+    assert lines == [f"GET    /m{n}.js 200 10 B 0.1 ms" for n in range(50)]
+    # A line after the batch is written on its own, without another call.
+    log("GET", "/late", 200, 1, 0.1)
+    deadline = time.monotonic() + 5
+    while "/late" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stream.getvalue().endswith("GET    /late 200 1 B 0.1 ms\n")
