@@ -161,9 +161,12 @@ class H2Connection:
         self._raw_frames: list[bytes] = []  # frames written past h2 (see send_goaway)
         self.unflushed = 0
         self.buffered = 0  # request body bytes held for streams not dispatched yet
-        self._write_lock = curio.Lock()
+        # One sender at a time: ``flush`` marks itself as sending; a second sender waits on
+        # an event made only then (an idle connection holds no lock or wait queue).
+        self._sending = False
+        self._sent: Any = None
         self._writer_wake: Any = None  # the writer task and its event, made on first need
-        self._tasks: Any = None
+        self._tasks: Any = None  # the request tasks' group, made on the first task
         # True while the read loop runs a request itself: the loop flushes after the batch,
         # so senders need not wake the writer.
         self.inline = False
@@ -174,7 +177,8 @@ class H2Connection:
     async def run(self) -> None:
         """Serve the connection until the peer leaves, a protocol error, or shutdown."""
         conn = self.h2
-        conn.local_settings = h2.settings.Settings(
+        conn.remote_settings = CompactSettings(client=True)
+        conn.local_settings = CompactSettings(
             client=False,
             initial_values={
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
@@ -188,15 +192,13 @@ class H2Connection:
         extra = self.config.connection_window_size - 65535
         if extra > 0:
             conn.increment_flow_control_window(extra)
-        async with curio.TaskGroup() as tasks:
-            self._tasks = tasks
-            try:
-                await self.flush()
-                await self._read_loop()
-            except OSError as exc:
-                await self._lose(exc)
-            finally:
-                await self._close(tasks)
+        try:
+            await self.flush()
+            await self._read_loop()
+        except OSError as exc:
+            await self._lose(exc)
+        finally:
+            await self._close()
 
     @property
     def peer(self) -> str:
@@ -409,7 +411,7 @@ class H2Connection:
             return  # answered without ever blocking
         finally:
             self.inline = False
-        state.task = await self._tasks.spawn(_resume_in_task, serving, trap, daemon=True)
+        state.task = await self._spawn(_resume_in_task, serving, trap)
         self._spawned = True
 
     async def _serve(self, state: _StreamState, request: Request, response: Response) -> None:
@@ -448,7 +450,7 @@ class H2Connection:
             return
         if self._writer_wake is None:
             self._writer_wake = curio.Event()
-            await self._tasks.spawn(self._writer, daemon=True)
+            await self._spawn(self._writer)
         if not self._writer_wake.is_set():
             await self._writer_wake.set()
 
@@ -460,13 +462,23 @@ class H2Connection:
             if self.lost:
                 return
 
+    async def _spawn(self, func: Callable[..., Any], *args: Any) -> Any:
+        if self._tasks is None:
+            self._tasks = curio.TaskGroup()
+        return await self._tasks.spawn(func, *args, daemon=True)
+
     async def flush(self) -> None:
         """Send everything h2 has queued; the only path that writes to the socket.
 
         A failed write means the peer is gone: the connection is marked lost (one log line)
         and every sender stops at its next check, instead of each raising its own error.
         """
-        async with self._write_lock:
+        while self._sending:
+            if self._sent is None:
+                self._sent = curio.Event()
+            await self._sent.wait()
+        self._sending = True
+        try:
             data = self.h2.data_to_send()
             if self._raw_frames:
                 data += b"".join(self._raw_frames)
@@ -477,6 +489,11 @@ class H2Connection:
                     await self.sock.sendall(data)
                 except OSError as exc:
                     await self._lose(exc)
+        finally:
+            self._sending = False
+            if self._sent is not None:
+                sent, self._sent = self._sent, None
+                await sent.set()
 
     async def _lose(self, error: OSError | None) -> None:
         """The socket failed (``error``) or the peer closed it (``None``): stop everything.
@@ -531,11 +548,13 @@ class H2Connection:
         """True while a request is still arriving or its response is being produced."""
         return any(s.task is None or not s.task.terminated for s in self.streams.values())
 
-    async def _close(self, tasks: Any) -> None:
-        # The task group cancels the request tasks still running when it exits.
+    async def _close(self) -> None:
         self.closed = True
         await self._wake_senders()
         await self.flush()
+        if self._tasks is not None:
+            # Joining cancels the request tasks still running (they are daemonic).
+            await self._tasks.join()
 
 
 @types.coroutine
@@ -563,3 +582,37 @@ def _resume(coro: Coroutine[Any, Any, None], trap: Any) -> Generator[Any, Any, N
 
 async def _resume_in_task(coro: Coroutine[Any, Any, None], trap: Any) -> None:
     await _resume(coro, trap)
+
+
+class _Values(list):  # type: ignore[type-arg]
+    """The values of one setting (current first, then pending), as h2's deque offers them."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
+class CompactSettings(h2.settings.Settings):
+    """h2's ``Settings`` holding each setting's values in a list instead of a deque.
+
+    A deque costs about 760 bytes even for the one value a setting holds between changes;
+    two ``Settings`` of about seven settings each made a third of an idle connection's
+    memory. The values are only ever read at ``[0]``, appended and popped from the left.
+    """
+
+    def __init__(self, client: bool = True,
+                 initial_values: dict[h2.settings.SettingCodes, int] | None = None) -> None:
+        super().__init__(client, initial_values)
+        self._compact()
+
+    def __setitem__(self, key: Any, value: int) -> None:
+        super().__setitem__(key, value)
+        self._compact()
+
+    def _compact(self) -> None:
+        values = getattr(self, "_settings", None)
+        if isinstance(values, dict):
+            for key, held in values.items():
+                if type(held) is not _Values:
+                    values[key] = _Values(held)
