@@ -33,6 +33,7 @@ from .server.h2 import ConnectionConfig
 from .server.listener import Server
 from .server.tls import make_ssl_context
 from .static import StaticFiles, send_error_page
+from .workers import WorkerPool
 
 log = logging.getLogger("hyper2web")
 access_log = logging.getLogger("hyper2web.access")
@@ -251,8 +252,12 @@ class App:
 
     # -- serving -------------------------------------------------------------------------------
 
-    def make_server(self) -> Server:
-        """Check the folder and certificates, bind the port; raises ``ServerError``."""
+    def make_server(self, workers: int = 1) -> Server:
+        """Check the folder and certificates, bind the port; raises ``ServerError``.
+
+        With ``workers`` > 1 the port is only reserved here: each worker process listens
+        with a socket of its own (``Server.rebind``).
+        """
         if self.auto_serve_static_file and not os.path.isdir(self.root):
             raise ServerError(f"folder not found: {self.root}")
         self.static = self._static_files() if self.auto_serve_static_file else None
@@ -260,8 +265,8 @@ class App:
         config = ConnectionConfig(max_body_size=self.max_body_size)
         background = [self.live_reload.pump] if self.live_reload is not None else []
         self.server = Server(self.handle, ssl_context, self.address, self.port, config=config,
-                             background=background)
-        self.server.bind()
+                             background=background, reuse_port=workers > 1)
+        self.server.bind(listen=workers == 1)
         self.port = self.server.port
         return self.server
 
@@ -287,25 +292,44 @@ class App:
             host = f"[{host}]"
         return f"https://{host}:{self.port}/"
 
-    def up(self, ready: Callable[[App], None] | None = None) -> None:
-        """Start serving and block until Ctrl+C or SIGTERM. Call it after registering routes."""
+    def up(self, ready: Callable[[App], None] | None = None, workers: int = 1) -> None:
+        """Start serving and block until Ctrl+C or SIGTERM. Call it after registering routes.
+
+        ``workers`` > 1 serves from that many processes sharing the port (one per core is
+        the most that helps); a worker that dies is replaced.
+        """
         if not logging.getLogger().handlers and not log.handlers:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
         try:
             if self.ensure_certificates():
                 log.info("created a self-signed certificate: %s and %s",
                          self.certfile, self.keyfile)
-            server = self.make_server()
+            server = self.make_server(workers)
         except ServerError as exc:
             log.error("hyper2web: %s", exc)
             raise SystemExit(1) from None
 
-        def on_ready(_: Server) -> None:
-            log.info("serving %s at %s (Ctrl+C to stop)", self.root, self.url)
+        def on_ready(_: Server | None = None) -> None:
+            extra = f", {workers} workers" if workers > 1 else ""
+            log.info("serving %s at %s (Ctrl+C to stop%s)", self.root, self.url, extra)
             if ready is not None:
                 ready(self)
 
-        server.run(on_ready)
+        if workers == 1:
+            server.run(on_ready)
+            return
+
+        def worker(index: int, listening: Callable[[], None]) -> None:
+            try:
+                server.rebind()
+            except ServerError as exc:
+                log.error("hyper2web: worker %d: %s", index, exc)
+                raise SystemExit(1) from None
+            server.run(lambda _: listening())
+
+        code = WorkerPool(workers, worker).run(on_ready)
+        if code:
+            raise SystemExit(code)
 
     def shutdown(self) -> None:
         """Stop a running ``up()``; safe from another thread or a signal handler."""

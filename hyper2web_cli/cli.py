@@ -11,6 +11,7 @@ import re
 import shutil
 import threading
 import webbrowser
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,6 +28,7 @@ from hyper2web.certs import (
 from hyper2web.exceptions import CertificateError, PortInUse, ServerError
 from hyper2web.reload import LiveReload
 from hyper2web.server.listener import Server
+from hyper2web.workers import WorkerPool
 
 from . import certs as local_ca
 from . import check as pwa_check
@@ -179,6 +181,8 @@ def _parse_headers(ctx: click.Context, param: click.Parameter,
 @click.option("--strict-port", is_flag=True,
               help="Fail when the port is in use instead of trying the next ones.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each request.")
+@click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Serve from this many processes sharing the port (up to one per core).")
 @click.pass_context
 def serve(ctx: click.Context, **values: Any) -> None:
     """Serve ROOT (default ./public) over HTTPS and HTTP/2, with live reload.
@@ -209,35 +213,55 @@ def serve(ctx: click.Context, **values: Any) -> None:
             load_routes(routes_path, app)
         except RoutesError as exc:
             raise click.ClickException(f"cannot load routes: {exc}") from None
-    server = _bind(app, certfile, keyfile, strict=opt.strict_port)
+    server = _bind(app, certfile, keyfile, strict=opt.strict_port, workers=opt.workers)
 
-    def banner(_: object) -> None:
-        _print_banner(app, root, routes_path, certfile, config_file)
+    def banner(_: object = None) -> None:
+        _print_banner(app, root, routes_path, certfile, config_file, opt.workers)
         if opt.open_browser:
             threading.Thread(target=webbrowser.open, args=(app.url,), daemon=True).start()
 
-    watcher = None
-    if app.live_reload is not None:
-        watcher = SiteWatcher(app, root, routes_path, ignore=opt.ignores, poll=opt.poll)
-        watcher.start()
-    try:
-        server.run(banner)
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        if access_log is not None:
-            access_log.flush()
+    def run(ready: Callable[[Any], None]) -> None:
+        """Serve in this process; each worker runs its own watcher, so every tab reloads."""
+        watcher = None
+        if app.live_reload is not None:
+            watcher = SiteWatcher(app, root, routes_path, ignore=opt.ignores, poll=opt.poll)
+            watcher.start()
+        try:
+            server.run(ready)
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            if access_log is not None:
+                access_log.flush()
+
+    if opt.workers == 1:
+        run(banner)
+        return
+
+    def worker(index: int, listening: Callable[[], None]) -> None:
+        try:
+            try:
+                server.rebind()
+            except ServerError as exc:
+                raise click.ClickException(f"worker {index}: {exc}") from None
+            run(lambda _: listening())
+        except click.ClickException as exc:
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+
+    if WorkerPool(opt.workers, worker).run(banner) != 0:
+        raise click.ClickException("the workers stopped (see above)")
 
 
 PORT_TRIES = 20
 
 
-def _bind(app: App, certfile: Path, keyfile: Path, *, strict: bool) -> Server:
+def _bind(app: App, certfile: Path, keyfile: Path, *, strict: bool, workers: int = 1) -> Server:
     """Bind the app's port; when it is taken, the next free one (unless ``strict``)."""
     wanted = app.port
     for attempt in range(1 if strict or wanted == 0 else PORT_TRIES):
         try:
-            server = app.make_server()
+            server = app.make_server(workers)
         except PortInUse as exc:
             if strict or wanted == 0 or attempt == PORT_TRIES - 1 or app.port >= 65535:
                 raise click.ClickException(
@@ -256,7 +280,7 @@ def _bind(app: App, certfile: Path, keyfile: Path, *, strict: bool) -> Server:
 
 
 def _print_banner(app: App, root: Path, routes_path: Path | None, certfile: Path,
-                  config_file: Path | None) -> None:
+                  config_file: Path | None, workers: int = 1) -> None:
     click.echo(f"\n  {click.style('hyper2web', bold=True)} {hyper2web.__version__}  "
                f"serving {root}\n")
     click.echo(f"  Local:   {click.style(app.url, fg='cyan')}")
@@ -273,6 +297,8 @@ def _print_banner(app: App, root: Path, routes_path: Path | None, certfile: Path
         click.echo(f"  Config:  {config_file}")
     if app.live_reload is not None:
         click.echo(f"  Reload:  watching {root}" + (" and routes" if routes_path else ""))
+    if workers > 1:
+        click.echo(f"  Workers: {workers} processes sharing port {app.port}")
     click.echo("\n  Ctrl+C to stop\n")
 
 

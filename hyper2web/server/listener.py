@@ -52,6 +52,7 @@ class Server:
         handshake_timeout: float = 10.0,
         shutdown_grace: float = 0.5,
         background: Iterable[Callable[[], Awaitable[None]]] = (),
+        reuse_port: bool = False,
     ) -> None:
         self.handler = handler
         self.ssl_context = ssl_context
@@ -62,6 +63,9 @@ class Server:
         self.shutdown_grace = shutdown_grace
         # Tasks that live as long as the server (e.g. the live-reload event pump).
         self.background = list(background)
+        # Workers (``hyper2web.workers``) each listen on the port with a socket of their own.
+        self.reuse_port = reuse_port
+        self._listen = True
         self.sockets: list[socket.socket] = []
         self.connections: set[H2Connection] = set()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -69,13 +73,15 @@ class Server:
 
     # -- binding ---------------------------------------------------------------------------
 
-    def bind(self) -> list[tuple[str, int]]:
+    def bind(self, listen: bool = True) -> list[tuple[str, int]]:
         """Bind every address ``host`` resolves to (``localhost``: 127.0.0.1 and ::1).
 
         With port 0 the first socket picks a free port and the others take the same one
         (a new pick when that port is taken on another address). Returns the bound
-        ``(address, port)`` pairs.
+        ``(address, port)`` pairs. ``listen=False`` only reserves the port (and reports a
+        port in use): the parent of workers does that, and each worker calls ``rebind``.
         """
+        self._listen = listen
         try:
             infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
                                        flags=socket.AI_PASSIVE)
@@ -117,19 +123,37 @@ class Server:
             port = sock.getsockname()[1]
         return True
 
-    @staticmethod
-    def _bind_one(family: int, address: str, port: int) -> socket.socket:
+    def _bind_one(self, family: int, address: str, port: int) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((address, port))
-            sock.listen(256)
+            if self._listen:
+                sock.listen(256)
         except OSError:
             sock.close()
             raise
         return sock
+
+    def rebind(self) -> None:
+        """In a worker: listening sockets of its own on the addresses and port reserved.
+
+        The reserved sockets (inherited from the parent) are closed here, not listened on:
+        the kernel spreads connections over listening sockets only, one per worker.
+        """
+        addresses = [(sock.family, sock.getsockname()[0]) for sock in self.sockets]
+        self.close_sockets()
+        self._listen = True
+        try:
+            for family, address in addresses:
+                self.sockets.append(self._bind_one(family, address, self.port))
+        except OSError as exc:
+            self.close_sockets()
+            raise ServerError(self._bind_error(exc, address, self.port)) from None
 
     def _bind_error(self, exc: OSError, address: str, port: int) -> str:
         if exc.errno == errno.EADDRINUSE:

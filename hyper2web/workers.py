@@ -1,0 +1,204 @@
+"""Several worker processes serving one port, kept running by their parent.
+
+Each worker is a forked copy of the parent with a listening socket of its own on the same
+port (``SO_REUSEPORT``): the kernel spreads new connections over the workers, and each runs
+its own curio kernel on its own core. The parent only watches: it starts the workers, waits
+until every one listens, starts a new one when one dies, and on SIGINT/SIGTERM stops them
+all. Workers are forked before any thread exists in the parent, so no lock is copied while
+held; whatever a worker needs threads for (file watching, the access log) it starts itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+log = logging.getLogger("hyper2web")
+
+# A worker gets its index and a function to call once its socket listens.
+WorkerMain = Callable[[int, Callable[[], None]], None]
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+MAX_RESTARTS = 5  # within RESTART_WINDOW seconds; more means a crash loop: give up
+RESTART_WINDOW = 10.0
+POLL = 0.05
+
+
+class WorkerPool:
+    """Runs ``count`` workers of ``main`` until a signal or a crash loop stops them."""
+
+    def __init__(self, count: int, main: WorkerMain) -> None:
+        if count < 1:
+            raise ValueError("at least one worker is needed")
+        self.count = count
+        self.main = main
+        self.pids: dict[int, int] = {}  # pid -> worker index
+        self.stopping = False
+        self._restarts: list[float] = []
+        self._ready_r = self._ready_w = -1
+
+    def run(self, ready: Callable[[], None] | None = None) -> int:
+        """Start the workers, call ``ready`` once all listen, supervise; the exit code."""
+        self._ready_r, self._ready_w = os.pipe()
+        previous = {signum: signal.signal(signum, self._on_signal)
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for index in range(self.count):
+                self._start(index)
+            if not self._wait_until_listening():
+                self.stop()
+                self._reap_all()
+                return 1
+            if ready is not None:
+                ready()
+            return self._supervise()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            os.close(self._ready_r)
+            os.close(self._ready_w)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def _start(self, index: int) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os._exit(self._worker(index))
+        self.pids[pid] = index
+        log.debug("worker %d started (pid %d)", index, pid)
+
+    def _worker(self, index: int) -> int:
+        # The parent's handlers would only set its flag in this copy: the worker's server
+        # installs its own; until then the defaults apply.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.close(self._ready_r)
+        code = 0
+        try:
+            self.main(index, lambda: os.write(self._ready_w, b"x"))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        return code
+
+    def _wait_until_listening(self) -> bool:
+        """True once every worker said it listens; False if one died first or time ran out."""
+        waiting = self.count
+        deadline = time.monotonic() + START_TIMEOUT
+        while waiting and not self.stopping:
+            readable, _, _ = select.select([self._ready_r], [], [], POLL)
+            if readable:
+                waiting -= len(os.read(self._ready_r, waiting))
+            ended = self._reap()
+            for _, index, code in ended:
+                log.error("hyper2web: worker %d exited during start-up (%s)", index,
+                          describe_exit(code))
+            if ended:
+                return False
+            if time.monotonic() > deadline:
+                log.error("hyper2web: workers did not start within %g s", START_TIMEOUT)
+                return False
+        return not self.stopping
+
+    def _supervise(self) -> int:
+        while self.pids:
+            if self.stopping:
+                self._reap_all()
+                return 0
+            for pid, index, code in self._reap():
+                if self.stopping:
+                    continue
+                now = time.monotonic()
+                self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW]
+                if len(self._restarts) >= MAX_RESTARTS:
+                    log.error("hyper2web: workers keep exiting (%d restarts in %g s); "
+                              "stopping", MAX_RESTARTS, RESTART_WINDOW)
+                    self.stop()
+                    self._reap_all()
+                    return 1
+                self._restarts.append(now)
+                self._start(index)
+                new_pid = next(p for p, i in self.pids.items() if i == index)
+                log.warning("worker %d (pid %d) %s; started a new one (pid %d)", index, pid,
+                            describe_exit(code), new_pid)
+            time.sleep(POLL)
+        return 0
+
+    def _reap(self) -> list[tuple[int, int, int]]:
+        """Workers that ended since the last look, forgotten: ``(pid, index, exit code)``.
+
+        The exit code is -N for a worker killed by signal N.
+        """
+        ended = []
+        while self.pids:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:  # none left at all (reaped elsewhere)
+                ended += [(pid, index, -1) for pid, index in self.pids.items()]
+                self.pids.clear()
+                break
+            if pid == 0:
+                break
+            if pid in self.pids:
+                ended.append((pid, self.pids.pop(pid), os.waitstatus_to_exitcode(status)))
+        return ended
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Ask every worker to stop (SIGTERM: each drains its connections and exits)."""
+        self.stopping = True
+        for pid in list(self.pids):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def _reap_all(self) -> None:
+        """Wait for every worker to exit; SIGKILL those still running after STOP_TIMEOUT."""
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.pids:
+            self._reap()
+            if not self.pids:
+                break
+            if time.monotonic() > deadline:
+                for pid in list(self.pids):
+                    log.warning("worker pid %d did not stop; killing it", pid)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                deadline = float("inf")
+            time.sleep(POLL)
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"

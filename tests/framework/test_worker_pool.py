@@ -1,0 +1,67 @@
+"""``WorkerPool``: start-up failures, crash loops and stopping, with real forked workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from hyper2web import workers
+from hyper2web.workers import WorkerPool
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="workers fork")
+
+
+def test_a_worker_dying_before_it_listens_fails_the_start() -> None:
+    def main(index: int, listening: Callable[[], None]) -> None:
+        raise SystemExit(3)
+
+    started = []
+    assert WorkerPool(2, main).run(lambda: started.append(True)) == 1
+    assert not started
+
+
+def test_a_crash_loop_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "MAX_RESTARTS", 3)
+
+    def main(index: int, listening: Callable[[], None]) -> None:
+        listening()
+        if index == 1:
+            raise RuntimeError("crash")  # the traceback goes to stderr; the pool restarts it
+        time.sleep(30)
+
+    began = time.monotonic()
+    assert WorkerPool(2, main).run() == 1
+    assert time.monotonic() - began < 15  # the healthy worker was stopped too
+
+
+def test_sigterm_stops_every_worker_and_returns_0(tmp_path) -> None:
+    marks = tmp_path / "stopped"
+    marks.mkdir()
+
+    def main(index: int, listening: Callable[[], None]) -> None:
+        def on_term(signum: int, frame: object) -> None:
+            (marks / str(index)).write_text("bye")
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, on_term)
+        listening()
+        time.sleep(30)
+
+    pool = WorkerPool(3, main)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGTERM))
+
+    def ready() -> None:
+        timer.start()
+
+    try:
+        assert pool.run(ready) == 0
+    finally:
+        timer.cancel()
+    assert sorted(p.name for p in marks.iterdir()) == ["0", "1", "2"]
+    assert not pool.pids
