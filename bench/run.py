@@ -30,6 +30,7 @@ import servers
 from servers import Hyper2web, Hypercorn, Nginx, Paths, Server
 
 ROUNDS = 3
+WORKER_COUNTS = (1, 2)
 DURATION = 2  # seconds of each timed h2load run
 HANDSHAKE_RUNS = 3  # S4 runs per server per round (each is only 100 requests)
 IDLE_CONNECTIONS = 1000
@@ -125,7 +126,7 @@ H2LOAD_REQUESTS = re.compile(r"requests: (\d+) total, (\d+) started, (\d+) done,
 H2LOAD_STATUS = re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
 
 
-def h2load(args: list[str], url: str, expect: str, cpu: int | None) -> Run:
+def h2load(args: list[str], url: str, expect: str, cpu: int | str | None) -> Run:
     command = servers.pin(cpu) + ["h2load", *args, url]
     limit = (DURATION + 60) if "-D" in args else 120
     try:
@@ -167,6 +168,11 @@ class Bench:
     def __init__(self, scratch: Path) -> None:
         cpus = sorted(os.sched_getaffinity(0))
         self.usable_cpus = len(cpus)
+        # This process is pinned to the client's CPU below; what it starts unpinned must
+        # name every CPU, or it would inherit that one.
+        self.every_cpu = ",".join(str(cpu) for cpu in cpus) if shutil.which("taskset") else None
+        self.worker_figures: dict[tuple[str, int], float] = {}
+        self.worker_commands: dict[tuple[str, int], str] = {}
         two = len(cpus) >= 2 and shutil.which("taskset") is not None
         self.server_cpu = cpus[0] if two else None
         self.client_cpu = cpus[1] if two else None
@@ -244,7 +250,7 @@ class Bench:
         path.write_text("".join(f"{base}{p}\n" for p in benchsite.module_paths()))
         return path
 
-    def h2load_run(self, scenario: Scenario, server: Server) -> Run:
+    def h2load_run(self, scenario: Scenario, server: Server, pinned: bool = True) -> Run:
         args = list(scenario.args)
         if scenario.headers is not None:
             args += scenario.headers(server)
@@ -256,7 +262,7 @@ class Bench:
         busy, steal = machine_cpu()
         ours = own_cpu() + server.cpu_seconds()
         started = time.perf_counter()
-        run = h2load(args, url, scenario.expect, self.client_cpu)
+        run = h2load(args, url, scenario.expect, self.client_cpu if pinned else self.every_cpu)
         wall = time.perf_counter() - started
         busy_after, steal_after = machine_cpu()
         ours = own_cpu() + server.cpu_seconds() - ours
@@ -313,6 +319,54 @@ class Bench:
                     mark = f" (others {busy:.2f} cores)" if busy >= NOISY else ""
                     line.append(f"{server.name} {statistics.median(values):,.0f}{mark}")
                 print(f"    {scenario.key} {scenario.unit}: " + ", ".join(line), flush=True)
+
+    def compare_workers(self) -> None:
+        """S1 and S4 against ``serve --workers 1`` and ``--workers 2``, neither pinned."""
+        for count in WORKER_COUNTS:
+            server = servers.Hyper2webWorkers(f"hyper2web --workers {count}", self.paths,
+                                              self.every_cpu)
+            server.workers = count
+            server.start()
+            try:
+                for scenario in SCENARIOS:
+                    if scenario.key not in ("S1", "S4"):
+                        continue
+                    values = []
+                    for _ in range(ROUNDS * scenario.runs):
+                        run = self.h2load_run(scenario, server, pinned=False)
+                        values.append(run.rps)
+                        self.bad[f"workers:{count}"] = self.bad.get(f"workers:{count}", 0) + \
+                            run.bad
+                        if run.bad:
+                            self.problem(f"{scenario.key} on {server.name}: {run.problem}",
+                                         shlex.join(run.command), run.output)
+                    self.worker_figures[(scenario.key, count)] = statistics.median(values)
+                    self.worker_commands[(scenario.key, count)] = shlex.join(run.command)
+                    print(f"    {scenario.key} --workers {count}: "
+                          f"{statistics.median(values):,.0f} req/s", flush=True)
+                self.worker_commands[("serve", count)] = server.shown_command()
+            finally:
+                server.stop()
+
+    def workers_table(self) -> list[str]:
+        if not self.worker_figures:
+            return []
+        first, last = WORKER_COUNTS[0], WORKER_COUNTS[-1]
+        out = [f"## hyper2web --workers {last} against --workers {first}", "",
+               f"Same site and certificate; servers and h2load not pinned (the workers may use "
+               f"every one of the {self.usable_cpus} cores, h2load shares them). Medians of "
+               f"{ROUNDS} runs (S4: {ROUNDS * HANDSHAKE_RUNS}).", "",
+               "| scenario | " + " | ".join(f"--workers {n}" for n in WORKER_COUNTS) +
+               " | ratio |", "|---|" + "---:|" * (len(WORKER_COUNTS) + 1)]
+        for key, title in (("S1", "small file (2 KB html), req/s"),
+                           ("S4", "100 fresh connections, req/s")):
+            values = [self.worker_figures.get((key, n), -1.0) for n in WORKER_COUNTS]
+            ratio = _ratio(values[-1], values[0])
+            out.append(f"| {key} {title} | " + " | ".join(f"{v:,.0f}" for v in values) +
+                       f" | {ratio} |")
+        out += ["", "Commands:", ""]
+        out += [f"    {command}" for _, command in sorted(self.worker_commands.items())]
+        return out + [""]
 
     def idle_connections(self) -> None:
         client = [sys.executable, str(servers.BENCH / "idle_connections.py")]
@@ -581,6 +635,7 @@ def write_results(bench: Bench, table: str, elapsed: float, load: tuple[str, str
             out += [f"The URI file (-i) lists {len(paths)} URLs, one page load: "
                     f"`https://127.0.0.1:PORT{paths[0]}`, then `{paths[1]}` ... `{paths[-1]}`.",
                     ""]
+    out += bench.workers_table()
     out += ["## Problems", ""]
     out += bench.problems or ["None: every request of every run succeeded."]
     out += ["", *profiles()]
@@ -628,6 +683,9 @@ def main() -> int:
             bench.throughput()
             print(f"  S8: {STARTS} starts per server", flush=True)
             bench.startup()
+            print("  hyper2web --workers " + " and ".join(map(str, WORKER_COUNTS)) +
+                  ": S1 and S4, not pinned", flush=True)
+            bench.compare_workers()
         except ServerCrashed as crash:
             bench.problem(*crash.args)
             bench.bad["crash"] = 1

@@ -40,7 +40,7 @@ def venv_script(name: str) -> str:
     return found
 
 
-def pin(cpu: int | None) -> list[str]:
+def pin(cpu: int | str | None) -> list[str]:
     return [] if cpu is None else ["taskset", "-c", str(cpu)]
 
 
@@ -63,7 +63,7 @@ class Paths:
 class Server:
     name: str
     paths: Paths
-    cpu: int | None
+    cpu: int | str | None  # one CPU, or a list such as "0,1"
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
@@ -122,6 +122,15 @@ class Hyper2web(Server):
         return [venv_script("hyper2web"), "serve", str(self.paths.public),
                 "--host", h2client.HOST, "--port", str(port), "--strict-port",
                 "--cert", str(self.paths.cert), "--key", str(self.paths.key)]
+
+
+class Hyper2webWorkers(Hyper2web):
+    """``hyper2web serve --workers N``, not pinned: its workers may use every core."""
+
+    workers: int = 1
+
+    def command(self, port: int) -> list[str]:
+        return [*super().command(port), "--workers", str(self.workers)]
 
 
 class Hypercorn(Server):
