@@ -90,13 +90,13 @@ def test_port_zero_picks_again_when_the_pick_is_taken_elsewhere(
     real_bind_one = Server._bind_one
     calls: list[tuple[str, int]] = []
 
-    def bind_one(family: int, address: str, port: int) -> socket.socket:
+    def bind_one(self: Server, family: int, address: str, port: int) -> socket.socket:
         calls.append((address, port))
         if address == "::1" and len(calls) == 2:
             raise OSError(errno.EADDRINUSE, "Address already in use")
-        return real_bind_one(family, address, port)
+        return real_bind_one(self, family, address, port)
 
-    monkeypatch.setattr(Server, "_bind_one", staticmethod(bind_one))
+    monkeypatch.setattr(Server, "_bind_one", bind_one)
     server = _server(cert_pair, 0)
     try:
         bound = server.bind()
