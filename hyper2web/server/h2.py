@@ -35,11 +35,9 @@ from hyperframe.frame import GoAwayFrame
 from .._curio import curio
 from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
-from . import h2_speedups
 from .hpack_fields import FieldEncoder
 
 log = logging.getLogger("hyper2web.server")
-h2_speedups.install()
 
 Handler = Callable[[Request, Response], Awaitable[None]]
 
