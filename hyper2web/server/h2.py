@@ -409,6 +409,11 @@ class H2Connection:
             trap = serving.send(None)
         except StopIteration:
             return  # answered without ever blocking
+        except BaseException:  # noqa: B036 - e.g. sys.exit() in a handler: not the loop's end
+            log.exception("%s: handler stopped stream %d", self.peer, state.stream_id)
+            self.streams.pop(state.stream_id, None)
+            self._reset(state.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            return
         finally:
             self.inline = False
         state.task = await self._spawn(_resume_in_task, serving, trap)

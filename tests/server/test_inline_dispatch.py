@@ -67,6 +67,10 @@ def inline_app(serve_app: Any, tmp_path: Path) -> Any:
         await curio.sleep(0.01)
         raise RuntimeError("broken after blocking")
 
+    @app.get("exits")
+    async def exits(request, response):
+        raise SystemExit(3)  # a handler must not end the connection, let alone the server
+
     @app.get("quick")
     async def quick(request, response):
         await response.send(b"quick")
@@ -128,3 +132,11 @@ def test_blocked_requests_do_not_hold_up_quick_ones_in_the_same_batch(inline_app
         assert all(client.streams[s].body == b"first second" for s in slow)
         assert all(client.streams[s].body == b"quick" for s in quick)
         assert all(client.streams[s].status == 200 for s in static)
+
+
+def test_sys_exit_in_a_handler_resets_only_its_stream(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        sid = client.request("/exits")
+        client.read_until(lambda: client.streams[sid].done, timeout=5)
+        assert client.streams[sid].reset == 2  # INTERNAL_ERROR
+        assert client.get("/quick", timeout=5).body == b"quick"
