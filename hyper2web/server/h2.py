@@ -35,6 +35,7 @@ from hyperframe.frame import GoAwayFrame
 from .._curio import curio
 from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
+from .fields import MalformedRequest, check_trailers, request_headers
 from .hpack_fields import FieldEncoder
 
 log = logging.getLogger("hyper2web.server")
@@ -146,10 +147,13 @@ class H2Connection:
         self.handler = handler
         self.config = config
         self.h2 = h2.connection.H2Connection(
-            # Inbound headers are validated (malformed requests get the RFC 9113 errors);
-            # outbound ones come from Response, which lower-cases names and refuses line
-            # breaks in values, so h2's second pass over every response header is skipped.
-            config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8",
+            # Received fields are checked and decoded by ``fields.request_headers`` in one
+            # pass (a malformed request resets its stream); sent ones come from Response,
+            # which lower-cases names and refuses line breaks in values. So h2's own passes
+            # over every field, both ways, are skipped.
+            config=h2.config.H2Configuration(client_side=False, header_encoding=None,
+                                             validate_inbound_headers=False,
+                                             normalize_inbound_headers=False,
                                              validate_outbound_headers=False,
                                              normalize_outbound_headers=False)
         )
@@ -280,6 +284,8 @@ class H2Connection:
                 await self._dispatch(state)
         elif kind is h2.events.StreamReset:
             await self._on_reset(event.stream_id)
+        elif kind is h2.events.TrailersReceived:
+            await self._on_trailers(event)
         elif kind is h2.events.WindowUpdated:
             await self._on_window(event.stream_id)
         elif kind is h2.events.RemoteSettingsChanged:
@@ -294,18 +300,28 @@ class H2Connection:
             # new connection (RFC 9113 section 8.7).
             self._reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        headers: dict[str, str] = {}
-        for name, value in event.headers:
-            if name in headers:
-                sep = "; " if name == "cookie" else ", "
-                headers[name] = headers[name] + sep + value
-            else:
-                headers[name] = value
+        try:
+            headers = request_headers(event.headers)
+        except MalformedRequest as exc:
+            log.info("%s: malformed request on stream %d (%s); reset", self.peer,
+                     event.stream_id, exc)
+            self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
         state = _StreamState(event.stream_id, headers)
         self.streams[event.stream_id] = state
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.config.max_body_size:
             await self._refuse_too_large(state)
+
+    async def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        """Trailers are not passed on, but malformed ones void their request."""
+        try:
+            check_trailers(event.headers)
+        except MalformedRequest as exc:
+            log.info("%s: malformed trailers on stream %d (%s); reset", self.peer,
+                     event.stream_id, exc)
+            await self._on_reset(event.stream_id)
+            self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
 
     async def _on_data(self, event: h2.events.DataReceived) -> None:
         sid = event.stream_id

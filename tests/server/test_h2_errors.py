@@ -2,9 +2,10 @@
 connection is closed (or only the bad stream is reset), and the server keeps serving.
 
 Frames are written byte by byte to the TLS socket, past the client's own ``h2`` state
-machine, which would refuse to produce them. ``h2`` on the server treats some stream errors
-(malformed headers, a zero WINDOW_UPDATE on a stream) as connection errors, which RFC 9113
-section 5.4.1 allows: the tests pin down what it sends.
+machine, which would refuse to produce them. A malformed request is a stream error
+(RST_STREAM PROTOCOL_ERROR, section 8.1.1) and the connection goes on; ``h2`` on the server
+treats a zero WINDOW_UPDATE on a stream as a connection error, which RFC 9113 section 5.4.1
+allows: the tests pin down what it sends.
 """
 
 from __future__ import annotations
@@ -76,16 +77,6 @@ def data_on_idle_stream_after_a_request(c: H2Client) -> None:
     c.send_raw(raw_frame(DATA, END_STREAM, 5, b"abc"))
 
 
-def headers_without_path(c: H2Client) -> None:
-    c.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1,
-                         header_block([h for h in REQUEST if h[0] != ":path"])))
-
-
-def headers_with_uppercase_name(c: H2Client) -> None:
-    c.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1,
-                         header_block([*REQUEST, ("X-Upper", "1")])))
-
-
 def window_update_zero_on_connection(c: H2Client) -> None:
     c.send_raw(raw_frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0)))
 
@@ -121,8 +112,6 @@ CONNECTION_ERRORS: list[tuple[Callable[[H2Client], None], ErrorCodes, int]] = [
     (data_on_stream_zero, ErrorCodes.PROTOCOL_ERROR, 0),
     (data_on_idle_stream_fresh, ErrorCodes.PROTOCOL_ERROR, 0),
     (data_on_idle_stream_after_a_request, ErrorCodes.PROTOCOL_ERROR, 1),
-    (headers_without_path, ErrorCodes.PROTOCOL_ERROR, 1),
-    (headers_with_uppercase_name, ErrorCodes.PROTOCOL_ERROR, 1),
     (window_update_zero_on_connection, ErrorCodes.PROTOCOL_ERROR, 0),
     (window_update_zero_on_stream, ErrorCodes.PROTOCOL_ERROR, 1),
     (connection_window_overflow, ErrorCodes.FLOW_CONTROL_ERROR, 0),
@@ -142,6 +131,84 @@ def test_connection_error_sends_goaway_and_closes(
         provoke(client)
         assert_goaway(client, code, last_stream_id)
         assert_still_serving(server.port, bystander)
+
+
+def _without(name: str) -> list[tuple[str, str]]:
+    return [h for h in REQUEST if h[0] != name]
+
+
+# Malformed requests (RFC 9113 sections 8.2 and 8.3): each resets only its stream.
+MALFORMED: dict[str, list[tuple[str, str]]] = {
+    "no :path": _without(":path"),
+    "empty :path": [*_without(":path"), (":path", "")],
+    "no :method": _without(":method"),
+    "no :scheme": _without(":scheme"),
+    "uppercase name": [*REQUEST, ("X-Upper", "1")],
+    "space in name": [*REQUEST, ("bad name", "1")],
+    "colon inside name": [*REQUEST, ("a:b", "1")],
+    "pseudo after regular": [*_without(":path"), ("accept", "*/*"), (":path", "/fast")],
+    "duplicate :path": [*REQUEST, (":path", "/fast")],
+    "unknown pseudo": [*REQUEST, (":foo", "bar")],
+    ":status in a request": [*REQUEST, (":status", "200")],
+    ":protocol without extended CONNECT": [*REQUEST, (":protocol", "websocket")],
+    "connection field": [*REQUEST, ("connection", "keep-alive")],
+    "transfer-encoding": [*REQUEST, ("transfer-encoding", "chunked")],
+    "te other than trailers": [*REQUEST, ("te", "gzip")],
+    "value with leading space": [*REQUEST, ("x-a", " padded")],
+    "value with trailing tab": [*REQUEST, ("x-a", "padded\t")],
+    "value with NUL": [*REQUEST, ("x-a", "a\x00b")],
+    "value with LF": [*REQUEST, ("x-a", "a\nb")],
+    "host differs from :authority": [*REQUEST, ("host", "elsewhere")],
+    "two host fields": [*_without(":authority"), ("host", "a"), ("host", "a")],
+    "no :authority and no host": _without(":authority"),
+    "CONNECT with :path": [(":method", "CONNECT"), (":authority", "localhost:1"),
+                           (":path", "/"), (":scheme", "https")],
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_request_resets_only_its_stream(server: Any, case: str) -> None:
+    with _connected(server.port) as client:
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                                  header_block(MALFORMED[case])))
+        client.read_until(lambda: any(f.stream_id == 1 for f in client.frames_of(RST_STREAM)),
+                          timeout=3)
+        resets = [f.frame.error_code for f in client.frames_of(RST_STREAM)]
+        assert resets == [ErrorCodes.PROTOCOL_ERROR]
+        # The same connection serves the next request.
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 3, header_block(REQUEST)))
+        client.read_until(lambda: client.wire_done(3), timeout=3)
+        assert client.wire_body(3) == b"fast"
+        assert client.frames_of(GOAWAY) == []
+
+
+def test_pseudo_header_in_trailers_resets_the_stream(server: Any) -> None:
+    post = [(":method", "POST"), (":scheme", "https"), (":authority", "localhost"),
+            (":path", "/sha256")]
+    with _connected(server.port) as client:
+        client.send_raw(raw_frame(HEADERS, END_HEADERS, 1, header_block(post)))
+        client.send_raw(raw_frame(DATA, 0, 1, b"abc"))
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                                  header_block([(":path", "/other")])))
+        client.read_until(lambda: any(f.stream_id == 1 for f in client.frames_of(RST_STREAM)),
+                          timeout=3)
+        assert [f.frame.error_code for f in client.frames_of(RST_STREAM)] == \
+            [ErrorCodes.PROTOCOL_ERROR]
+        assert client.frames_of(GOAWAY) == []
+
+
+@pytest.mark.parametrize("extra", [
+    [("te", "trailers")], [("te", "Trailers")], [("host", "localhost")],
+    [("cookie", "a=1"), ("cookie", "b=2")], [("x-latin", b"caf\xe9")], [("x-empty", "")],
+])
+def test_unusual_but_valid_requests_are_served(server: Any,
+                                               extra: list[tuple[str, str]]) -> None:
+    with _connected(server.port) as client:
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                                  header_block([*REQUEST, *extra])))
+        client.read_until(lambda: client.wire_done(1), timeout=3)
+        assert client.wire_body(1) == b"fast"
+        assert client.frames_of(RST_STREAM) == []
 
 
 def test_invalid_preface_gets_goaway_protocol_error(server: Any) -> None:
