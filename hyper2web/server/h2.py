@@ -37,6 +37,7 @@ from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
 from .fields import MalformedRequest, check_trailers, request_headers
 from .hpack_fields import FieldEncoder
+from .tuning import CompactSettings, TunedH2Connection
 
 log = logging.getLogger("hyper2web.server")
 
@@ -146,7 +147,7 @@ class H2Connection:
         self.client = client
         self.handler = handler
         self.config = config
-        self.h2 = h2.connection.H2Connection(
+        self.h2 = TunedH2Connection(
             # Received fields are checked and decoded by ``fields.request_headers`` in one
             # pass (a malformed request resets its stream); sent ones come from Response,
             # which lower-cases names and refuses line breaks in values. So h2's own passes
@@ -603,37 +604,3 @@ def _resume(coro: Coroutine[Any, Any, None], trap: Any) -> Generator[Any, Any, N
 
 async def _resume_in_task(coro: Coroutine[Any, Any, None], trap: Any) -> None:
     await _resume(coro, trap)
-
-
-class _Values(list):  # type: ignore[type-arg]
-    """The values of one setting (current first, then pending), as h2's deque offers them."""
-
-    __slots__ = ()
-
-    def popleft(self) -> Any:
-        return self.pop(0)
-
-
-class CompactSettings(h2.settings.Settings):
-    """h2's ``Settings`` holding each setting's values in a list instead of a deque.
-
-    A deque costs about 760 bytes even for the one value a setting holds between changes;
-    two ``Settings`` of about seven settings each made a third of an idle connection's
-    memory. The values are only ever read at ``[0]``, appended and popped from the left.
-    """
-
-    def __init__(self, client: bool = True,
-                 initial_values: dict[h2.settings.SettingCodes, int] | None = None) -> None:
-        super().__init__(client, initial_values)
-        self._compact()
-
-    def __setitem__(self, key: Any, value: int) -> None:
-        super().__setitem__(key, value)
-        self._compact()
-
-    def _compact(self) -> None:
-        values = getattr(self, "_settings", None)
-        if isinstance(values, dict):
-            for key, held in values.items():
-                if type(held) is not _Values:
-                    values[key] = _Values(held)

@@ -1,0 +1,57 @@
+"""The tuned h2 pieces write and remember exactly what h2's own would."""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.settings
+
+from hyper2web.server.tuning import CompactSettings, TunedH2Connection
+
+REQUEST = [(":method", "GET"), (":scheme", "https"), (":authority", "localhost"),
+           (":path", "/")]
+
+
+def _served(cls: type[h2.connection.H2Connection]) -> bytes:
+    """What a server connection of ``cls`` writes for a fixed exchange."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: 20000})
+    server = cls(h2.config.H2Configuration(client_side=False))
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    out = bytearray(server.data_to_send())
+    for sid in (1, 3, 5, 7):
+        client.send_headers(sid, REQUEST, end_stream=True)
+    server.receive_data(client.data_to_send())
+    server.send_headers(1, [(":status", "200"), ("content-length", "5")])
+    server.send_data(1, b"hello", end_stream=True)
+    server.send_headers(3, [(":status", "204")], end_stream=True)
+    # A header block over the frame size: HEADERS + CONTINUATION frames.
+    server.send_headers(5, [(":status", "200"), *[(f"x-{n}", "v" * 100) for n in range(300)]])
+    server.send_data(5, b"x" * 16384)
+    server.send_data(5, memoryview(b"abc"), end_stream=True)
+    server.send_headers(7, [(":status", "200")])
+    server.send_data(7, b"padded", end_stream=True, pad_length=10)
+    server.ping(b"12345678")
+    out += server.data_to_send()
+    return bytes(out)
+
+
+def test_frames_are_the_same_bytes_as_h2s() -> None:
+    assert _served(TunedH2Connection) == _served(h2.connection.H2Connection)
+
+
+def test_compact_settings_behave_like_h2s() -> None:
+    for cls in (CompactSettings, h2.settings.Settings):
+        settings = cls(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 10})
+        settings[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] = 1000
+        settings[h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE] = 5000
+        assert settings.initial_window_size == 65535  # pending until acknowledged
+        changed = settings.acknowledge()
+        assert settings.initial_window_size == 1000
+        assert settings.max_header_list_size == 5000
+        assert settings.max_concurrent_streams == 10
+        assert {int(k): (v.original_value, v.new_value) for k, v in changed.items()} == {
+            0x4: (65535, 1000), 0x6: (None, 5000)}
