@@ -37,7 +37,7 @@ from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
 from .fields import MalformedRequest, check_trailers, request_headers
 from .hpack_fields import FieldEncoder
-from .tuning import CompactSettings, TunedH2Connection
+from .tuning import BlockDecoder, CompactSettings, TunedH2Connection
 
 log = logging.getLogger("hyper2web.server")
 
@@ -159,6 +159,10 @@ class H2Connection:
                                              normalize_outbound_headers=False)
         )
         self.h2.encoder = FieldEncoder()  # type: ignore[assignment]
+        decoder = BlockDecoder()
+        decoder.max_header_list_size = self.h2.decoder.max_header_list_size
+        decoder.max_allowed_table_size = self.h2.decoder.max_allowed_table_size
+        self.h2.decoder = decoder
         self.streams: dict[int, _StreamState] = {}
         self.closed = False
         self.lost = False  # the socket failed or the peer left: nothing more can be sent

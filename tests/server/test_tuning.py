@@ -5,6 +5,7 @@ from __future__ import annotations
 import h2.config
 import h2.connection
 import h2.settings
+import pytest
 
 from hyper2web.server.tuning import CompactSettings, TunedH2Connection
 
@@ -55,3 +56,31 @@ def test_compact_settings_behave_like_h2s() -> None:
         assert settings.max_concurrent_streams == 10
         assert {int(k): (v.original_value, v.new_value) for k, v in changed.items()} == {
             0x4: (65535, 1000), 0x6: (None, 5000)}
+
+
+@pytest.mark.parametrize("seed", [7541, 1, 2, 3])
+def test_block_decoder_decodes_like_hpack(seed: int) -> None:
+    """Repeated, fully indexed blocks come from memory; every block decodes the same."""
+    import random
+
+    import hpack
+
+    from hyper2web.server.tuning import BlockDecoder
+
+    rng = random.Random(seed)
+    encoder = hpack.Encoder()
+    plain, remembering = hpack.Decoder(), BlockDecoder()
+    pool = [[(":method", "GET"), (":path", f"/{n}"), ("x-n", "v" * rng.randint(0, 300))]
+            for n in range(12)]
+    hits = 0
+    for step in range(3000):
+        if step % 500 == 250:  # the peer shrinks then regrows the table: evictions
+            encoder.header_table_size = rng.choice([0, 200, 4096])
+        headers = rng.choice(pool[:4]) if rng.random() < 0.7 else rng.choice(pool)
+        block = encoder.encode(headers)
+        before = remembering._blocks and dict(remembering._blocks)
+        assert remembering.decode(block, raw=True) == plain.decode(block, raw=True), step
+        assert list(remembering.header_table.dynamic_entries) == \
+            list(plain.header_table.dynamic_entries), step
+        hits += bool(before and (block, True) in before)
+    assert hits > 100  # the memory was used, not only filled
