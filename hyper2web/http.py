@@ -27,6 +27,9 @@ FILE_CHUNK = 256 * 1024
 
 Headers = tuple[tuple[str, str], ...]
 
+# Compact JSON; one encoder for every response (``json.dumps`` with options makes one per call).
+_JSON = _json.JSONEncoder(separators=(",", ":"))
+
 # Statuses whose responses never carry content-length.
 _NO_LENGTH = frozenset({204, 304})
 
@@ -296,7 +299,7 @@ class Response:
         """Send ``obj`` as JSON with ``content-type: application/json``."""
         self.status = status
         self.headers["content-type"] = "application/json"
-        await self.send(_json.dumps(obj, separators=(",", ":")).encode())
+        await self.send(_JSON.encode(obj).encode())
 
     async def send_status_code(self, status_code: int) -> None:
         """Send only a status code, with an empty body."""

@@ -107,6 +107,20 @@ class StreamChannel:
         state = self._state
         sid = state.stream_id
         h2conn = conn.h2
+        size = len(data)
+        if 0 < size <= h2conn.max_outbound_frame_size and not state.closed \
+                and not conn.closed and size <= h2conn.local_flow_control_window(sid):
+            # The common case, a body that fits one frame and the window: no slicing.
+            try:
+                h2conn.send_data(sid, data, end_stream=end_stream)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                raise StreamClosed(f"stream {sid} closed") from None
+            conn.unflushed += size
+            if conn.unflushed >= FLUSH_THRESHOLD:
+                await conn.flush()
+            elif not conn.inline:
+                await conn.wake_writer()
+            return
         view = memoryview(data)
         try:
             if not view:
