@@ -28,6 +28,8 @@ REQUEST_PSEUDO = frozenset({":method", ":scheme", ":authority", ":path"})
 
 MAX_REMEMBERED = 4096
 MAX_REMEMBERED_FIELD = 512  # bytes of name + value
+# Credentials are checked every time rather than kept in memory beyond their request.
+_NOT_REMEMBERED = frozenset({b"cookie", b"authorization", b"proxy-authorization"})
 _checked: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 
 
@@ -62,7 +64,8 @@ def _checked_field(field: Any) -> tuple[str, str]:
     known = _checked.get(field)
     if known is None:
         known = check_field(field[0], field[1])
-        if len(field[0]) + len(field[1]) <= MAX_REMEMBERED_FIELD:
+        if len(field[0]) + len(field[1]) <= MAX_REMEMBERED_FIELD \
+                and field[0] not in _NOT_REMEMBERED:
             if len(_checked) >= MAX_REMEMBERED:
                 _checked.clear()
             _checked[(field[0], field[1])] = known

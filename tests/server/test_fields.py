@@ -33,3 +33,9 @@ def test_memory_of_fields_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(fields._checked) <= 50
     request_headers([*BASE, (b"x-long", b"v" * 5000)])  # too long to remember
     assert (b"x-long", b"v" * 5000) not in fields._checked
+
+
+def test_credentials_are_not_remembered() -> None:
+    request_headers([*BASE, (b"authorization", b"Bearer secret"), (b"cookie", b"sid=1")])
+    assert (b"authorization", b"Bearer secret") not in fields._checked
+    assert (b"cookie", b"sid=1") not in fields._checked
