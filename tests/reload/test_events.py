@@ -74,8 +74,11 @@ def test_html_edit_sends_reload_with_the_folder_url(serve: Serve, events: Events
     assert event.kind == "reload"
     assert sorted(event.paths) == ["/", "/index.html"]
 
-    # index.html of a sub folder also names the folder's URL.
+    # index.html of a sub folder also names the folder's URL. The folder is created first
+    # and its own event awaited: a file written into a folder the watcher has not started
+    # watching yet may not be reported on its own (the folder's event reloads the page).
     (project / "public" / "docs").mkdir()
+    stream.until(lambda e: any(p.startswith("/docs") for p in e.paths))
     edit(project / "public" / "docs" / "index.html", "<p>docs</p>")
     event = stream.until(lambda e: "/docs/index.html" in e.paths)
     assert event.kind == "reload" and "/docs/" in event.paths
