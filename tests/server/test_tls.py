@@ -175,3 +175,12 @@ def test_client_closing_mid_response_without_reset(server: Any,
     assert "connection lost with 1 unfinished response" in record.getMessage()
     assert h2_get(server.port, "/fast").status == 200
     _no_errors(logs)
+
+
+def test_no_session_tickets_are_issued(server: Any) -> None:
+    with H2Client(server.port) as client:
+        assert client.get("/fast", timeout=5).status == 200
+        session = client.sock.session
+        assert client.sock.version() == "TLSv1.3"
+        # Tickets arrive after the handshake; the response above came later still.
+        assert session is None or not session.has_ticket
