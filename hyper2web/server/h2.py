@@ -115,11 +115,7 @@ class StreamChannel:
                 h2conn.send_data(sid, data, end_stream=end_stream)
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
                 raise StreamClosed(f"stream {sid} closed") from None
-            conn.unflushed += size
-            if conn.unflushed >= FLUSH_THRESHOLD:
-                await conn.flush()
-            elif not conn.inline:
-                await conn.wake_writer()
+            await conn.queued(size)
             return
         view = memoryview(data)
         try:
@@ -139,11 +135,7 @@ class StreamChannel:
                 last = end_stream and size == len(view)
                 h2conn.send_data(sid, bytes(view[:size]), end_stream=last)
                 view = view[size:]
-                conn.unflushed += size
-                if conn.unflushed >= FLUSH_THRESHOLD:
-                    await conn.flush()
-                elif not conn.inline:
-                    await conn.wake_writer()
+                await conn.queued(size)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             raise StreamClosed(f"stream {sid} closed") from None
 
@@ -478,6 +470,15 @@ class H2Connection:
             pass
 
     # -- writing ---------------------------------------------------------------------------
+
+    async def queued(self, size: int) -> None:
+        """``size`` more body bytes wait in h2: flush them now past the threshold (that is
+        the back-pressure of large bodies), else let them leave with the batch."""
+        self.unflushed += size
+        if self.unflushed >= FLUSH_THRESHOLD:
+            await self.flush()
+        elif not self.inline:
+            await self.wake_writer()
 
     async def wake_writer(self) -> None:
         """Ask the writer task to flush soon: frames of many streams leave together.
