@@ -109,14 +109,17 @@ class StreamChannel:
         h2conn = conn.h2
         size = len(data)
         if 0 < size <= h2conn.max_outbound_frame_size and not state.closed \
-                and not conn.closed and size <= h2conn.local_flow_control_window(sid):
+                and not conn.closed:
             # The common case, a body that fits one frame and the window: no slicing.
             try:
-                h2conn.send_data(sid, data, end_stream=end_stream)
+                if size <= h2conn.local_flow_control_window(sid):
+                    h2conn.send_data(sid, data, end_stream=end_stream)
+                    size = -size
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
                 raise StreamClosed(f"stream {sid} closed") from None
-            await conn.queued(size)
-            return
+            if size < 0:
+                await conn.queued(-size)
+                return
         view = memoryview(data)
         try:
             if not view:
@@ -138,6 +141,9 @@ class StreamChannel:
                 await conn.queued(size)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             raise StreamClosed(f"stream {sid} closed") from None
+
+    async def own_task(self) -> None:
+        await self._conn.leave_read_loop()
 
     def _check_open(self) -> None:
         if self._state.closed or self._conn.closed:
@@ -404,12 +410,24 @@ class H2Connection:
         if state is not None and state.window_event is not None:
             await state.window_event.set()
 
+    async def leave_read_loop(self) -> None:
+        """When running inside the read loop, go on in the request's own task first.
+
+        The move to a task happens at the first kernel trap; this makes it a harmless one
+        (``sleep(0)``). A check-then-wait (an ``Event``, the flush turn) must not straddle
+        the move: the check would run here, the wait later in the task, and a wake-up in
+        between (the rest of the batch, other ready tasks) would find no waiter.
+        """
+        if self.inline:
+            await curio.sleep(0)
+
     async def wait_for_window(self, state: _StreamState) -> None:
         """Block the sender of one stream until the peer opens its window.
 
         The event exists before the flush: a WINDOW_UPDATE handled while the flush waits on
         the socket sets it, instead of finding nothing to wake and being lost.
         """
+        await self.leave_read_loop()
         state.window_event = event = curio.Event()
         try:
             await self.flush()
@@ -455,7 +473,7 @@ class H2Connection:
         except StreamClosed:
             log.debug("%s: stream %d closed before its response ended", self.peer,
                       state.stream_id)
-        except Exception:
+        except (Exception, SystemExit):  # sys.exit() in a handler must not stop the server
             log.exception("%s: unhandled error on stream %d", self.peer, state.stream_id)
             self._reset(state.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
         finally:
@@ -514,6 +532,8 @@ class H2Connection:
         A failed write means the peer is gone: the connection is marked lost (one log line)
         and every sender stops at its next check, instead of each raising its own error.
         """
+        if self._sending:
+            await self.leave_read_loop()
         while self._sending:
             if self._sent is None:
                 self._sent = curio.Event()
@@ -609,6 +629,9 @@ def _resume(coro: Coroutine[Any, Any, None], trap: Any) -> Generator[Any, Any, N
     while True:
         try:
             value = yield trap
+        except GeneratorExit:
+            coro.close()
+            raise
         except BaseException as exc:  # noqa: B036 - cancellation must reach the handler
             try:
                 trap = coro.throw(exc)

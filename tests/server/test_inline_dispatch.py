@@ -71,6 +71,18 @@ def inline_app(serve_app: Any, tmp_path: Path) -> Any:
     async def exits(request, response):
         raise SystemExit(3)  # a handler must not end the connection, let alone the server
 
+    shared = curio.Event()
+
+    @app.get("wait-shared")
+    async def wait_shared(request, response):
+        await shared.wait()  # checks, then waits: must not straddle the move to a task
+        await response.send(b"woken")
+
+    @app.get("set-shared")
+    async def set_shared(request, response):
+        await shared.set()
+        await response.send(b"set")
+
     @app.get("quick")
     async def quick(request, response):
         await response.send(b"quick")
@@ -140,3 +152,14 @@ def test_sys_exit_in_a_handler_resets_only_its_stream(inline_app: Any) -> None:
         client.read_until(lambda: client.streams[sid].done, timeout=5)
         assert client.streams[sid].reset == 2  # INTERNAL_ERROR
         assert client.get("/quick", timeout=5).body == b"quick"
+
+
+def test_a_wait_and_its_wake_up_in_one_batch_are_not_lost(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        waiter = client.request("/wait-shared", flush=False)
+        setter = client.request("/set-shared", flush=False)
+        client.flush()  # one write: the server reads both requests in one batch
+        client.read_until(lambda: client.streams[waiter].done and client.streams[setter].done,
+                          timeout=5)
+        assert client.streams[waiter].body == b"woken"
+        assert client.streams[setter].body == b"set"
