@@ -59,6 +59,11 @@ class WorkerPool:
             if ready is not None:
                 ready()
             return self._supervise()
+        except BaseException:
+            # A failed fork, an error in ``ready``: never leave workers without a parent.
+            self.stop()
+            self._reap_all()
+            raise
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -122,6 +127,7 @@ class WorkerPool:
     def _supervise(self) -> int:
         while self.pids:
             if self.stopping:
+                self.stop()  # again: a worker forked while the signal arrived missed it
                 self._reap_all()
                 return 0
             for pid, index, code in self._reap():

@@ -92,6 +92,7 @@ class AccessLog:
         self.delay = delay
         self._lines: list[str] = []
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # held from taking lines until they are written
         self._pending = threading.Event()
         self._writer: threading.Thread | None = None
 
@@ -105,11 +106,14 @@ class AccessLog:
         with self._lock:
             first = not self._lines
             self._lines.append(line)
-        if first:
-            if self._writer is None:
+            start = first and self._writer is None
+            if start:
                 self._writer = threading.Thread(target=self._write_queued, daemon=True,
                                                  name="hyper2web-access-log")
-                self._writer.start()
+        if start:
+            assert self._writer is not None
+            self._writer.start()
+        if first:
             self._pending.set()
 
     def _write_queued(self) -> None:
@@ -122,13 +126,17 @@ class AccessLog:
             self.flush()
 
     def flush(self) -> None:
-        """Write every queued line now (``serve`` calls it on the way out)."""
-        with self._lock:
-            lines, self._lines = self._lines, []
-        if not lines:
-            return
-        try:
-            self.stream.write("".join(lines))
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
+        """Write every queued line now (``serve`` calls it on the way out).
+
+        It returns once lines the writer thread already took are written too.
+        """
+        with self._writing:
+            with self._lock:
+                lines, self._lines = self._lines, []
+            if not lines:
+                return
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass

@@ -47,6 +47,8 @@ Handler = Callable[[Request, Response], Awaitable[None]]
 # that is the back-pressure that keeps a large download from piling up in memory.
 FLUSH_THRESHOLD = 64 * 1024
 READ_SIZE = 65536
+# A connection whose socket always has data yields to other tasks after this many batches.
+YIELD_EVERY = 4
 
 
 @dataclass
@@ -186,6 +188,9 @@ class H2Connection:
         # an event made only then (an idle connection holds no lock or wait queue).
         self._sending = False
         self._sent: Any = None
+        # Bytes a cancelled write left unsent: they go first, so no frame is cut in half.
+        self._unsent = b""
+        self._batches = 0  # read batches since the read loop last let other tasks run
         self._writer_wake: Any = None  # the writer task and its event, made on first need
         self._tasks: Any = None  # the request tasks' group, made on the first task
         # True while the read loop runs a request itself: the loop flushes after the batch,
@@ -270,10 +275,12 @@ class H2Connection:
                 await self.flush()
                 return
             await self.flush()
-            if self._spawned:
+            self._batches += 1
+            if self._spawned or self._batches >= YIELD_EVERY:
                 # curio switches tasks only when an operation would block: yield so a busy
-                # connection does not starve the request tasks it just started.
+                # connection starves neither the tasks it just started nor the others.
                 self._spawned = False
+                self._batches = 0
                 await curio.sleep(0)
 
     def _oversized_frame_pending(self) -> bool:
@@ -541,6 +548,8 @@ class H2Connection:
         self._sending = True
         try:
             data = self.h2.data_to_send()
+            if self._unsent:
+                data, self._unsent = self._unsent + data, b""
             if self._raw_frames:
                 data += b"".join(self._raw_frames)
                 self._raw_frames.clear()
@@ -550,11 +559,19 @@ class H2Connection:
                     await self.sock.sendall(data)
                 except OSError as exc:
                     await self._lose(exc)
+                except curio.CancelledError as exc:
+                    # The sender's stream was reset (or the server stops) mid-write: the
+                    # peer may hold part of a frame, and other streams' frames are in
+                    # ``data`` too. They go first in the next flush.
+                    self._unsent = data[getattr(exc, "bytes_sent", 0):]
+                    raise
         finally:
             self._sending = False
             if self._sent is not None:
                 sent, self._sent = self._sent, None
                 await sent.set()
+            if self._unsent and not self.closed:
+                await self.wake_writer()
 
     async def _lose(self, error: OSError | None) -> None:
         """The socket failed (``error``) or the peer closed it (``None``): stop everything.

@@ -124,6 +124,10 @@ class Server:
         return True
 
     def _bind_one(self, family: int, address: str, port: int) -> socket.socket:
+        if self.reuse_port and not self._listen:
+            # Reserving the port for workers: with SO_REUSEPORT alone, another server that
+            # also sets it would share the port silently. A plain bind first says "in use".
+            self._probe(family, address, port)
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -139,6 +143,16 @@ class Server:
             raise
         return sock
 
+    @staticmethod
+    def _probe(family: int, address: str, port: int) -> None:
+        if port == 0:
+            return
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind((address, port))
+
     def rebind(self) -> None:
         """In a worker: listening sockets of its own on the addresses and port reserved.
 
@@ -147,6 +161,12 @@ class Server:
         """
         addresses = [(sock.family, sock.getsockname()[0]) for sock in self.sockets]
         self.close_sockets()
+        # The shutdown socket pair too is the parent's: a signal to this worker must wake
+        # this worker's loop only.
+        self._wake_r.close()
+        self._wake_w.close()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)
         self._listen = True
         try:
             for family, address in addresses:

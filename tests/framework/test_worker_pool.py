@@ -65,3 +65,18 @@ def test_sigterm_stops_every_worker_and_returns_0(tmp_path) -> None:
         timer.cancel()
     assert sorted(p.name for p in marks.iterdir()) == ["0", "1", "2"]
     assert not pool.pids
+
+
+def test_an_error_in_the_parent_stops_the_workers() -> None:
+    def main(index: int, listening: Callable[[], None]) -> None:
+        listening()
+        time.sleep(30)
+
+    pool = WorkerPool(2, main)
+
+    def ready() -> None:
+        raise RuntimeError("banner failed")
+
+    with pytest.raises(RuntimeError, match="banner failed"):
+        pool.run(ready)
+    assert not pool.pids  # stopped and reaped, not left running

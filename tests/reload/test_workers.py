@@ -148,3 +148,30 @@ def test_app_up_with_workers(tmp_path: Path, cert_pair: tuple[Path, Path]) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_to_one_worker_stops_that_worker(serve: Serve) -> None:
+    server = serve("--workers", "2")
+    wait_output(server, "Workers: 2 processes")
+    first, second = worker_pids(server.proc.pid)
+    for _ in range(3):  # each worker has its own shutdown signal: never the other's
+        os.kill(first, signal.SIGTERM)
+        output = wait_output(server, f"(pid {first}) exited with code 0; started a new one")
+        assert f"(pid {second}) exited" not in output
+        assert os.path.exists(f"/proc/{second}")
+        wait_until(lambda: len(worker_pids(server.proc.pid)) == 2, 5, "no new worker")
+        first = next(pid for pid in worker_pids(server.proc.pid) if pid != second)
+    assert server.stop(signal.SIGINT) == 0
+
+
+def test_a_port_held_by_other_workers_is_in_use(serve: Serve, project: Path,
+                                                cert_pair: tuple[Path, Path]) -> None:
+    server = serve("--workers", "2")
+    wait_output(server, "Workers: 2 processes")
+    other = subprocess.run(
+        [sys.executable, "-m", "hyper2web_cli", "serve", "public", "--workers", "2",
+         "--port", str(server.port), "--strict-port", "--no-reload",
+         "--cert", str(cert_pair[0]), "--key", str(cert_pair[1])],
+        cwd=project, capture_output=True, text=True, timeout=30)
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "already in use" in other.stderr

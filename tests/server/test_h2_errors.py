@@ -307,3 +307,22 @@ def test_reset_during_large_download_stops_that_stream(server: Any, windows: str
         assert medium.status == 200
     assert hashlib.sha256(medium.body).hexdigest() == server.site.medium_sha256
     assert_still_serving(server.port)
+
+
+def test_reset_while_the_server_is_blocked_writing_keeps_the_framing(server: Any) -> None:
+    """The client stops reading a wide-open download, so the server's write blocks with a
+    frame half sent; the reset cancels that write. What was left unsent still goes out
+    first: the connection's framing stays intact and the next request is answered."""
+    client = H2Client(server.port, settings={0x4: 2**31 - 1}, keep_body=False, timeout=10)
+    client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+    client.flush()
+    with client:
+        sid = client.request("/big.bin")
+        client.read_until(lambda: client.streams[sid].received > 0, timeout=5)
+        time.sleep(0.5)  # not reading: socket buffers fill, the server's sendall blocks
+        client.reset(sid)
+        time.sleep(0.3)  # the server handles the reset while its write is blocked
+        after = client.request("/echo/after")
+        client.read_until(lambda: client.streams[after].done, timeout=10)  # parses every frame
+        assert client.streams[after].status == 200
+        assert client.streams[after].received == 5
