@@ -420,13 +420,14 @@ class H2Connection:
     async def leave_read_loop(self) -> None:
         """When running inside the read loop, go on in the request's own task first.
 
-        The move to a task happens at the first kernel trap; this makes it a harmless one
-        (``sleep(0)``). A check-then-wait (an ``Event``, the flush turn) must not straddle
-        the move: the check would run here, the wait later in the task, and a wake-up in
-        between (the rest of the batch, other ready tasks) would find no waiter.
+        The move to a task happens at the first kernel trap; this makes it a harmless one.
+        A check-then-wait (an ``Event``, the flush turn) must not straddle the move: the
+        check would run here, the wait later in the task, and a wake-up in between (the
+        rest of the batch, other ready tasks) would find no waiter.
         """
         if self.inline:
-            await curio.sleep(0)
+            # Any trap moves it; asking for the current task is one that does not wait.
+            await curio.current_task()
 
     async def wait_for_window(self, state: _StreamState) -> None:
         """Block the sender of one stream until the peer opens its window.
