@@ -49,6 +49,7 @@ FLUSH_THRESHOLD = 64 * 1024
 READ_SIZE = 65536
 # A connection whose socket always has data yields to other tasks after this many batches.
 YIELD_EVERY = 4
+TASKS_PRUNE = 64  # finished tasks are dropped from a connection's set past this many
 
 
 @dataclass
@@ -192,7 +193,7 @@ class H2Connection:
         self._unsent = b""
         self._batches = 0  # read batches since the read loop last let other tasks run
         self._writer_wake: Any = None  # the writer task and its event, made on first need
-        self._tasks: Any = None  # the request tasks' group, made on the first task
+        self._tasks: set[Any] | None = None  # tasks of requests and the writer
         # True while the read loop runs a request itself: the loop flushes after the batch,
         # so senders need not wake the writer.
         self.inline = False
@@ -469,7 +470,7 @@ class H2Connection:
             return
         finally:
             self.inline = False
-        state.task = await self._spawn(_resume_in_task, serving, trap)
+        state.task = await self._spawn(_resume_in_task(serving, trap))
         self._spawned = True
 
     async def _serve(self, state: _StreamState, request: Request, response: Response) -> None:
@@ -517,7 +518,7 @@ class H2Connection:
             return
         if self._writer_wake is None:
             self._writer_wake = curio.Event()
-            await self._spawn(self._writer)
+            await self._spawn(self._writer())
         if not self._writer_wake.is_set():
             await self._writer_wake.set()
 
@@ -529,10 +530,20 @@ class H2Connection:
             if self.lost:
                 return
 
-    async def _spawn(self, func: Callable[..., Any], *args: Any) -> Any:
+    async def _spawn(self, coro: Coroutine[Any, Any, None]) -> Any:
+        """A daemon task of this connection, cancelled by ``_close`` if still running.
+
+        A plain set rather than a ``TaskGroup``: a group's bookkeeping on every task's end
+        costs more than the rest of a quick API answer's task. Given a coroutine object,
+        not a function: curio makes one from a function through a slower, general path.
+        """
         if self._tasks is None:
-            self._tasks = curio.TaskGroup()
-        return await self._tasks.spawn(func, *args, daemon=True)
+            self._tasks = set()
+        elif len(self._tasks) >= TASKS_PRUNE:
+            self._tasks = {task for task in self._tasks if not task.terminated}
+        task = await curio.spawn(coro, daemon=True)
+        self._tasks.add(task)
+        return task
 
     async def flush(self) -> None:
         """Send everything h2 has queued; the only path that writes to the socket.
@@ -632,8 +643,10 @@ class H2Connection:
         await self._wake_senders()
         await self.flush()
         if self._tasks is not None:
-            # Joining cancels the request tasks still running (they are daemonic).
-            await self._tasks.join()
+            for task in list(self._tasks):
+                if not task.terminated:
+                    await task.cancel()
+            self._tasks = None
 
 
 @types.coroutine
