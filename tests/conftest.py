@@ -5,23 +5,17 @@ Servers bind port 0 and report the port they got; nothing here hard-codes a port
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import IN_CI, URL_RE, need_tool  # noqa: F401 - re-exported to test folders
+from support import CliServer, start_cli
 
 from hyper2web import App
 from hyper2web._curio import curio
 from hyper2web.certs import write_certificates
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -96,61 +90,6 @@ def serve_app(cert_pair: tuple[Path, Path]) -> Iterator[Callable[..., RunningApp
     yield start
     for server in running:
         server.stop()
-
-
-class CliServer:
-    """``hyper2web serve`` running as a separate process, as a user starts it."""
-
-    def __init__(self, proc: subprocess.Popen[str], port: int, output: list[str]) -> None:
-        self.proc = proc
-        self.port = port
-        self.output = output
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.port}"
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-
-
-def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None,
-              timeout: float = 15) -> CliServer:
-    """Run ``python -m hyper2web_cli serve ...`` and wait for its banner's URL."""
-    full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hyper2web_cli", *args],
-        cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    output: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    port = None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        output.append(line)
-        found = URL_RE.search(line)
-        if found:
-            port = int(found.group(1))
-            break
-    if port is None:
-        proc.kill()
-        raise RuntimeError("server did not start:\n" + "".join(output) + proc.stdout.read())
-
-    def drain() -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            output.append(line)
-
-    threading.Thread(target=drain, daemon=True).start()
-    return CliServer(proc, port, output)
 
 
 @pytest.fixture

@@ -10,11 +10,21 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 URL_RE = re.compile(r"https://(?:localhost|\[[0-9a-f:]+\]|[\d.]+):(\d+)/")
+REPO = Path(__file__).resolve().parent.parent
+# Headless Chromium as the tests run it (add --ignore-certificate-errors where wanted).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 
 
 def need_tool(name: str) -> str:
@@ -26,3 +36,74 @@ def need_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+class CliServer:
+    """``hyper2web serve`` running as a separate process, as a user starts it."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int, output: list[str]) -> None:
+        self.proc = proc
+        self.port = port
+        self.output = output
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+
+def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+              timeout: float = 15) -> CliServer:
+    """Run ``python -m hyper2web_cli serve ...`` and wait for its banner's URL."""
+    full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyper2web_cli", *args],
+        cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    port = None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        found = URL_RE.search(line)
+        if found:
+            port = int(found.group(1))
+            break
+    if port is None:
+        proc.kill()
+        raise RuntimeError("server did not start:\n" + "".join(output) + proc.stdout.read())
+
+    def drain() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            output.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return CliServer(proc, port, output)
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str],
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m hyper2web_cli ARGS`` to the end, as the user ``env`` describes."""
+    return subprocess.run([sys.executable, "-m", "hyper2web_cli", *args], cwd=cwd,
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def copy_sample_site(target: Path) -> Path:
+    """sample_site/ without certificates, records or caches."""
+    shutil.copytree(REPO / "sample_site", target,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key",
+                                                  "records.json", ".records.json.*"))
+    return target

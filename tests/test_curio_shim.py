@@ -6,11 +6,10 @@ import re
 import ssl
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 IMPORT_CURIO = re.compile(r"^\s*(import curio|from curio\b)", re.MULTILINE)
 
 

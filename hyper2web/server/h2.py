@@ -115,13 +115,13 @@ class StreamChannel:
                 and not conn.closed:
             # The common case, a body that fits one frame and the window: no slicing.
             try:
-                if size <= h2conn.local_flow_control_window(sid):
+                fits = size <= h2conn.local_flow_control_window(sid)
+                if fits:
                     h2conn.send_data(sid, data, end_stream=end_stream)
-                    size = -size
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
                 raise StreamClosed(f"stream {sid} closed") from None
-            if size < 0:
-                await conn.queued(-size)
+            if fits:
+                await conn.queued(size)
                 return
         view = memoryview(data)
         try:
@@ -373,8 +373,7 @@ class H2Connection:
     async def _refuse_too_large(self, state: _StreamState) -> None:
         """413 before the body is read, then RST_STREAM(NO_ERROR) to stop the upload."""
         state.refused = True
-        self.buffered -= sum(len(chunk) for chunk in state.body)
-        state.body = []
+        self._drop_body(state)
         # Forget the stream: DATA still in flight for it is only acknowledged.
         self.streams.pop(state.stream_id, None)
         sid = state.stream_id
@@ -396,13 +395,17 @@ class H2Connection:
         log.info("%s: refused a request body over %d bytes", self.peer,
                  self.config.max_body_size)
 
+    def _drop_body(self, state: _StreamState) -> None:
+        """Forget what a stream's request body buffered, in the connection's count too."""
+        self.buffered -= sum(len(chunk) for chunk in state.body)
+        state.body = []
+
     async def _on_reset(self, stream_id: int) -> None:
         state = self.streams.pop(stream_id, None)
         if state is None:
             return
         state.closed = True
-        self.buffered -= sum(len(chunk) for chunk in state.body)
-        state.body = []
+        self._drop_body(state)
         if state.window_event is not None:
             await state.window_event.set()
         if state.task is not None and not state.task.terminated:

@@ -124,34 +124,18 @@ class Server:
         return True
 
     def _bind_one(self, family: int, address: str, port: int) -> socket.socket:
-        if self.reuse_port and not self._listen:
+        if self.reuse_port and not self._listen and port != 0:
             # Reserving the port for workers: with SO_REUSEPORT alone, another server that
             # also sets it would share the port silently. A plain bind first says "in use".
-            self._probe(family, address, port)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self.reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((address, port))
-            if self._listen:
+            _bound(family, address, port, reuse_port=False).close()
+        sock = _bound(family, address, port, reuse_port=self.reuse_port)
+        if self._listen:
+            try:
                 sock.listen(256)
-        except OSError:
-            sock.close()
-            raise
+            except OSError:
+                sock.close()
+                raise
         return sock
-
-    @staticmethod
-    def _probe(family: int, address: str, port: int) -> None:
-        if port == 0:
-            return
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            probe.bind((address, port))
 
     def rebind(self) -> None:
         """In a worker: listening sockets of its own on the addresses and port reserved.
@@ -309,3 +293,19 @@ class Server:
             log.info("%s: client does not speak HTTP/2 (%s); closing", where, why)
             return False
         return True
+
+
+def _bound(family: int, address: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound to ``(address, port)``; IPv6 sockets take IPv6 only."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import socket
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,11 +19,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from support import REPO, run_cli  # noqa: F401 - run_cli is used by the tests here
 
 from hyper2web.certs import CERT_NAME, KEY_NAME, write_private
 from hyper2web_cli.terminal import network_addresses
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def user_env(home: Path, system_dir: Path, update_command: str = "true") -> dict[str, str]:
@@ -137,14 +134,6 @@ def write_pair(folder: Path, hosts: list[str], days: float) -> tuple[Path, Path]
                                               serialization.PrivateFormat.PKCS8,
                                               serialization.NoEncryption()))
     return cert_path, key_path
-
-
-def run_cli(args: list[str], cwd: Path, env: dict[str, str],
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python -m hyper2web_cli ARGS`` as the user ``env`` describes."""
-    return subprocess.run([sys.executable, "-m", "hyper2web_cli", *args], cwd=cwd,
-                          env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 def nss_list(db: Path) -> str:

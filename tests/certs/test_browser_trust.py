@@ -10,11 +10,9 @@ from typing import Any
 
 import pytest
 from catools import ca_file, common_name, load_cert, run_cli, user_env
-from conftest import CliServer, need_tool, start_cli
 
 # No --ignore-certificate-errors: the browser checks the certificate as it would for a user.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+from support import CHROMIUM_ARGS, CliServer, need_tool, start_cli
 
 INDEX = """<!doctype html>
 <html><head><title>Offline first</title></head>

@@ -22,8 +22,8 @@ from catools import (
     write_pair,
 )
 from click.testing import CliRunner, Result
-from conftest import start_cli
 from cryptography.hazmat.primitives import serialization
+from support import start_cli
 
 from hyper2web.certs import CERT_NAME, KEY_NAME
 from hyper2web.server.listener import Server

@@ -21,8 +21,8 @@ from catools import (
     nss_list,
 )
 from click.testing import CliRunner, Result
-from conftest import need_tool
 from cryptography.hazmat.primitives import hashes
+from support import need_tool
 
 from hyper2web.certs import CERT_NAME
 from hyper2web_cli import trust

@@ -8,13 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CliServer, need_tool
+from support import CHROMIUM_ARGS, REPO, CliServer, need_tool
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--ignore-certificate-errors",
-]
+BROWSER_ARGS = [*CHROMIUM_ARGS, "--ignore-certificate-errors"]
 
 
 @pytest.mark.timeout(60)
@@ -32,7 +28,7 @@ def test_sample_site_in_chromium(cli_server: Callable[..., CliServer], tmp_path:
 
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=15000)
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS, timeout=15000)
         try:
             context = browser.new_context(ignore_https_errors=True)
             page = context.new_page()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CliServer, need_tool, start_cli
+from support import CliServer, need_tool, start_cli
 
 INDEX = """<!doctype html>
 <html lang="en">

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CliServer
+from support import REPO, CliServer
 
 from hyper2web.certs import CERT_NAME, KEY_NAME, certificate_hosts, write_certificates
 
-REPO = Path(__file__).resolve().parents[2]
 StartCli = Callable[..., CliServer]
 
 

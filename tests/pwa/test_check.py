@@ -12,24 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import REPO, copy_sample_site, need_tool
+from support import REPO, copy_sample_site, need_tool
 
 from hyper2web.certs import write_certificates
 from hyper2web_cli.check import check_site, png_size
 from hyper2web_cli.cli import main
-
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """A runner with HOME (the CA, the NSS database) and the system store in tmp_path."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("HYPER2WEB_SYSTEM_CA_DIR", str(tmp_path / "sys"))
-    monkeypatch.setenv("HYPER2WEB_UPDATE_CA_COMMAND", "true")
-    monkeypatch.chdir(tmp_path)
-    return CliRunner()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, copy_sample_site
+from support import REPO, copy_sample_site
 
 
 def load_game_routes() -> ModuleType:

@@ -7,9 +7,8 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
-from conftest import need_tool
+from support import need_tool
 
 from hyper2web.certs import CERT_NAME, KEY_NAME
 from hyper2web_cli import certs as local_ca
@@ -17,18 +16,6 @@ from hyper2web_cli.check import png_size
 from hyper2web_cli.cli import main
 
 SHELL_RE = re.compile(r"const SHELL = \[(.*?)\];", re.S)
-
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("HYPER2WEB_SYSTEM_CA_DIR", str(tmp_path / "sys"))
-    monkeypatch.setenv("HYPER2WEB_UPDATE_CA_COMMAND", "true")
-    monkeypatch.chdir(tmp_path)
-    return CliRunner()
 
 
 def files_of(folder: Path) -> list[str]:

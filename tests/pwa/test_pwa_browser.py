@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_sample_site, run_cli, trust_server
+from pwakit import trust_server
+from support import copy_sample_site, run_cli
 
 WORKER_CONTROLS = "navigator.serviceWorker && navigator.serviceWorker.controller !== null"
 

@@ -19,13 +19,11 @@ from typing import Any
 
 import pytest
 from livekit import EventStream, edit, need_tool, prime_routes, prime_site
+from support import CHROMIUM_ARGS
 
 Serve = Callable[..., Any]
 Events = Callable[..., EventStream]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 CONNECTED = "() => !!(window.__hyper2webReload && window.__hyper2webReload.bootId)"
 OVERLAY = "#__hyper2web_overlay"
 

@@ -23,14 +23,12 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+from support import CHROMIUM_ARGS as SUPPORT_CHROMIUM_ARGS
 from support import IN_CI, URL_RE, need_tool  # noqa: F401 - used by the tests here
 
 CHROME_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
                  "image/webp,image/apng,*/*;q=0.8")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--ignore-certificate-errors",
-]
+CHROMIUM_ARGS = [*SUPPORT_CHROMIUM_ARGS, "--ignore-certificate-errors"]
 
 
 # -- a raw HTTP/2 client ------------------------------------------------------------------
