@@ -6,10 +6,12 @@ hands it to the ``handler`` it was given.
 
 Three rules keep it correct and fast:
 - a request starts inside the read loop and, the moment it would block (a window to wait
-  for, a file read in a thread, a handler that sleeps or waits for events), goes on in a
-  task of its own from exactly where it stopped. A cached file or a quick API answer thus
-  costs no task at all, while a slow handler never delays the other streams and a response
-  larger than the flow-control window cannot deadlock the loop that reads WINDOW_UPDATEs;
+  for, a file read in a thread), goes on in a task of its own from exactly where it
+  stopped. User handlers go first to the connection's job runner, one task that runs them
+  in turn; one that blocks (sleeps, waits for events) keeps the runner's task as its own.
+  A cached file or a quick API answer thus costs no task at all, while a slow handler
+  never delays the other streams and a response larger than the flow-control window
+  cannot deadlock the loop that reads WINDOW_UPDATEs;
 - every write to the socket goes through one lock (``flush``): what the read loop answered
   leaves in one ``sendall`` per batch of received frames, and tasks wake a writer task
   (started on first need) so the frames of many streams leave together too;
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import types
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -194,10 +197,15 @@ class H2Connection:
         self._batches = 0  # read batches since the read loop last let other tasks run
         self._writer_wake: Any = None  # the writer task and its event, made on first need
         self._tasks: set[Any] | None = None  # tasks of requests and the writer
-        # True while the read loop runs a request itself: the loop flushes after the batch,
-        # so senders need not wake the writer.
+        # True while the read loop or the job runner runs a request itself: each flushes
+        # after its turn, so senders need not wake the writer.
         self.inline = False
         self._spawned = False  # a task was started since the read loop last yielded
+        # Requests that asked for a task of their own (``leave_read_loop``) wait here for
+        # the job runner, one long-lived task that runs them one after the other.
+        self._jobs: deque[tuple[_StreamState, Coroutine[Any, Any, None]]] | None = None
+        self._runner: Any = None
+        self._runner_wake: Any = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -422,16 +430,16 @@ class H2Connection:
             await state.window_event.set()
 
     async def leave_read_loop(self) -> None:
-        """When running inside the read loop, go on in the request's own task first.
+        """When running inside the read loop, go on in a task first.
 
-        The move to a task happens at the first kernel trap; this makes it a harmless one.
-        A check-then-wait (an ``Event``, the flush turn) must not straddle the move: the
+        The move to a task happens at the first kernel trap; this makes it a harmless one
+        that the read loop recognises and answers by handing the request to the job runner.
+        A check-then-wait (an ``Event``, the flush turn) must not straddle a move: the
         check would run here, the wait later in the task, and a wake-up in between (the
         rest of the batch, other ready tasks) would find no waiter.
         """
         if self.inline:
-            # Any trap moves it; asking for the current task is one that does not wait.
-            await curio.current_task()
+            await _move()
 
     async def wait_for_window(self, state: _StreamState) -> None:
         """Block the sender of one stream until the peer opens its window.
@@ -461,20 +469,82 @@ class H2Connection:
         response = Response(state.stream_id, StreamChannel(self, state),
                             head_only=request.method == "HEAD")
         serving = self._serve(state, request, response)
+        trap = self._step(state, serving)
+        if trap is None:
+            return  # answered without ever blocking
+        if trap is _MOVE:
+            await self._hand_to_runner(state, serving)
+        else:
+            state.task = await self._spawn(_resume_in_task(serving, trap))
+        self._spawned = True
+
+    def _step(self, state: _StreamState, job: Coroutine[Any, Any, None]) -> Any:
+        """Run ``job`` here until it finishes (``None``) or yields a kernel trap (returned).
+
+        A job whose stream was reset (or whose connection closed) before it ran is told so
+        at the point it stopped, instead of running user code for nobody.
+        """
         self.inline = True
         try:
-            trap = serving.send(None)
+            if state.closed or self.closed:
+                return job.throw(StreamClosed(f"stream {state.stream_id} closed by the peer"))
+            return job.send(None)
         except StopIteration:
-            return  # answered without ever blocking
+            return None
         except BaseException:  # noqa: B036 - e.g. sys.exit() in a handler: not the loop's end
             log.exception("%s: handler stopped stream %d", self.peer, state.stream_id)
             self.streams.pop(state.stream_id, None)
             self._reset(state.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
-            return
+            return None
         finally:
             self.inline = False
-        state.task = await self._spawn(_resume_in_task(serving, trap))
-        self._spawned = True
+
+    async def _hand_to_runner(self, state: _StreamState,
+                              job: Coroutine[Any, Any, None]) -> None:
+        """Queue a request for the job runner, starting or waking it.
+
+        Waking one runner per batch costs far less than a task per request, and answers
+        that never block (most API handlers) all leave in the runner's one flush.
+        """
+        if self._jobs is None:
+            self._jobs = deque()
+            self._runner_wake = curio.Event()
+        self._jobs.append((state, job))
+        if self._runner is None:
+            self._runner = await self._spawn(self._run_jobs())
+        elif not self._runner_wake.is_set():
+            await self._runner_wake.set()
+
+    async def _run_jobs(self) -> None:
+        """The job runner: run queued requests in turn, each until it ends or blocks.
+
+        A job that blocks keeps this task as its own, from the very trap it yielded: its
+        check-then-wait stays whole, because nothing else runs between the check and the
+        wait (the spawn of the next runner does not switch tasks). A new runner takes over
+        the queue.
+        """
+        me = await curio.current_task()
+        jobs, wake = self._jobs, self._runner_wake
+        assert jobs is not None and wake is not None
+        while True:
+            while jobs:
+                state, job = jobs.popleft()
+                trap = self._step(state, job)
+                if trap is None:
+                    continue
+                self._runner = None
+                if jobs:
+                    self._runner = await self._spawn(self._run_jobs())
+                state.task = me
+                await self.wake_writer()  # for the answers of the jobs before this one
+                await _resume(job, trap)
+                return
+            await self.flush()  # the answers of this turn leave together
+            if not jobs and not self.closed:
+                wake.clear()
+                await wake.wait()
+            if self.closed:
+                return
 
     async def _serve(self, state: _StreamState, request: Request, response: Response) -> None:
         try:
@@ -650,6 +720,15 @@ class H2Connection:
                 if not task.terminated:
                     await task.cancel()
             self._tasks = None
+        while self._jobs:
+            # Requests still queued for the runner learn that their stream is gone.
+            state, job = self._jobs.popleft()
+            if self._step(state, job) is not None:
+                self.inline = True  # nothing may wait while the job unwinds
+                try:
+                    job.close()
+                finally:
+                    self.inline = False
 
 
 @types.coroutine
@@ -676,6 +755,23 @@ def _resume(coro: Coroutine[Any, Any, None], trap: Any) -> Generator[Any, Any, N
                 trap = coro.send(value)
             except StopIteration:
                 return
+
+
+def _trap_of(coro: Coroutine[Any, Any, Any]) -> Any:
+    """The kernel trap ``coro`` yields first (``coro`` is then closed unrun)."""
+    trap = coro.send(None)
+    coro.close()
+    return trap
+
+
+# The trap of ``curio.current_task()``: harmless anywhere, and known by identity to the
+# read loop as "go on in a task" (see ``leave_read_loop``).
+_MOVE = _trap_of(curio.current_task())
+
+
+@types.coroutine
+def _move() -> Generator[Any, Any, None]:
+    yield _MOVE
 
 
 async def _resume_in_task(coro: Coroutine[Any, Any, None], trap: Any) -> None:

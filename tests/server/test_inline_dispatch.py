@@ -1,6 +1,7 @@
-"""Requests start inside the connection's read loop and move to a task of their own the
-moment they block: what a handler sees must not change either way (values and exceptions
-from the kernel, cancellation, timeouts), and a blocked request never holds up others."""
+"""Requests start inside the connection's read loop; user handlers go on in the
+connection's job runner and keep a task of their own the moment they block. What a
+handler sees must not change either way (values and exceptions from the kernel,
+cancellation, timeouts, wake-ups), and a blocked request never holds up others."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from hyper2web._curio import curio
 def inline_app(serve_app: Any, tmp_path: Path) -> Any:
     (tmp_path / "index.html").write_text("<!doctype html><title>x</title>x")
     app = App(root=tmp_path)
-    seen: dict[str, Any] = {"cancelled": threading.Event(), "finally": threading.Event()}
+    seen: dict[str, Any] = {"cancelled": threading.Event(), "finally": threading.Event(),
+                            "counted": 0, "tasks": []}
 
     @app.get("thread")
     async def thread(request, response):
@@ -86,6 +88,20 @@ def inline_app(serve_app: Any, tmp_path: Path) -> Any:
     @app.get("quick")
     async def quick(request, response):
         await response.send(b"quick")
+
+    @app.get("count")
+    async def count(request, response):
+        seen["counted"] += 1
+        await response.send(b"counted")
+
+    @app.get("whoami")
+    async def whoami(request, response):
+        task = await curio.current_task()
+        await curio.sleep(0.01)
+        # Still the same task after blocking, and never the task of another request.
+        assert task is await curio.current_task()
+        seen["tasks"].append(task)
+        await response.send(b"me")
 
     running = serve_app(app)
     running.seen = seen
@@ -163,3 +179,44 @@ def test_a_wait_and_its_wake_up_in_one_batch_are_not_lost(inline_app: Any) -> No
                           timeout=5)
         assert client.streams[waiter].body == b"woken"
         assert client.streams[setter].body == b"set"
+
+
+def test_many_waits_and_their_wake_up_in_one_batch_are_not_lost(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        waiters = [client.request("/wait-shared", flush=False) for _ in range(5)]
+        quick = client.request("/quick", flush=False)
+        setter = client.request("/set-shared", flush=False)
+        client.flush()
+        client.read_until(lambda: all(client.streams[s].done
+                                      for s in [*waiters, quick, setter]), timeout=5)
+        assert [client.streams[s].body for s in waiters] == [b"woken"] * 5
+        assert client.streams[quick].body == b"quick"
+
+
+def test_a_request_reset_before_its_handler_ran_never_runs_it(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        sid = client.request("/count", flush=False)
+        client.conn.reset_stream(sid, 8)  # CANCEL, in the same write as the request
+        client.flush()
+        assert client.get("/count", timeout=5).body == b"counted"
+        assert inline_app.seen["counted"] == 1
+        assert client.wire_body(sid) == b""
+
+
+def test_handlers_that_block_each_keep_a_task_of_their_own(inline_app: Any) -> None:
+    with H2Client(inline_app.port) as client:
+        sids = [client.request("/whoami", flush=False) for _ in range(6)]
+        client.flush()
+        client.read_until(lambda: all(client.streams[s].done for s in sids), timeout=5)
+        assert [client.streams[s].body for s in sids] == [b"me"] * 6
+    assert len({id(task) for task in inline_app.seen["tasks"]}) == 6
+
+
+def test_a_connection_error_right_after_a_request_skips_its_handler(inline_app: Any) -> None:
+    with H2Client(inline_app.port, strict=False) as client:
+        client.request("/count", flush=False)
+        # In the same write: a frame header announcing more than SETTINGS_MAX_FRAME_SIZE.
+        client.sock.sendall(client.conn.data_to_send() + b"\x00\x40\x01\x06\x00\x00\x00\x00\x00")
+        client.read_to_eof(timeout=5)
+        assert [f.frame.error_code for f in client.frames_of(0x7)] == [6]  # FRAME_SIZE_ERROR
+    assert inline_app.seen["counted"] == 0
