@@ -10,9 +10,11 @@ from __future__ import annotations
 import html
 import os
 import re
+import stat
 from collections import OrderedDict
 from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
+from typing import BinaryIO
 from urllib.parse import quote
 
 from . import encoding
@@ -30,6 +32,20 @@ _LINK_TAG = re.compile(rb"""<link\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECAS
 _ATTR = re.compile(rb"""([^\s=>/"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
 _TOKEN_VALUE = re.compile(rb"[\w/+.-]+")
 _HREF_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
+
+
+def open_file(path: str) -> BinaryIO:
+    """Open a cached file's path for reading, refusing it if it has become a symlink.
+
+    Entries are made for resolved paths (no symlink at the end), and a stat is shared by
+    requests that arrived together (``StaticFiles._remembered``): a symlink swapped in
+    meanwhile must not be followed out of the root.
+    """
+    return open(path, "rb", opener=_open_no_symlink)
+
+
+def _open_no_symlink(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
 
 
 def http_date(timestamp: float) -> str:
@@ -78,7 +94,7 @@ class FileEntry:
     def load_small(self) -> None:
         """Read the body into memory when the file is small."""
         if self.size <= SMALL_FILE:
-            with open(self.path, "rb") as fh:
+            with open_file(self.path) as fh:
                 self.body = fh.read(self.size + 1)
             if len(self.body) != self.size:  # changed under us: don't cache a torn read
                 self.body = None
@@ -94,7 +110,7 @@ class FileEntry:
             return
         counted = len(self.body) if self.body is not None else 0  # already in self.cost
         if self.body is None:
-            with open(self.path, "rb") as fh:
+            with open_file(self.path) as fh:
                 self.body = fh.read()
         self.body = html_filter(self.body)
         self.size = len(self.body)
@@ -117,14 +133,14 @@ class FileEntry:
     def _sibling(self, coding: str) -> Variant | None:
         path = self.path + encoding.SIBLING_SUFFIX[coding]
         try:
-            st = os.stat(path)
+            st = os.lstat(path)  # a symlink is no sibling: it could lead out of the root
         except OSError:
             return None
-        if st.st_mtime_ns < self.key[0]:
+        if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns < self.key[0]:
             return None  # older than the file it claims to compress: stale
         body = None
         if st.st_size <= SMALL_FILE:
-            with open(path, "rb") as fh:
+            with open_file(path) as fh:
                 body = fh.read()
         tag = f'"{st.st_size:x}-{st.st_mtime_ns:x}-{coding}"'
         return Variant(coding, tag, st.st_size if body is None else len(body), body, path)
@@ -134,7 +150,7 @@ class FileEntry:
             return None
         data = self.body
         if data is None:
-            with open(self.path, "rb") as fh:
+            with open_file(self.path) as fh:
                 data = fh.read()
         packed = encoding.compress(coding, data)
         if len(packed) >= len(data):

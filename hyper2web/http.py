@@ -73,7 +73,7 @@ class Request:
     """A complete request: method, path, query, headers, body and route parameters."""
 
     __slots__ = ("stream", "para", "method", "path", "raw_path", "query_string", "client",
-                 "http_version", "_query")
+                 "http_version", "arrived", "_query")
 
     def __init__(
         self,
@@ -82,6 +82,7 @@ class Request:
         *,
         client: tuple[str, int] | None = None,
         http_version: str = "2",
+        arrived: float | None = None,
     ) -> None:
         self.stream = stream
         self.para: dict[str, str] = para if para is not None else {}
@@ -92,6 +93,8 @@ class Request:
         self.path: str = path
         self.client = client
         self.http_version = http_version
+        # ``time.monotonic()`` when the server had read all of the request, if it tells.
+        self.arrived = arrived
         self._query: dict[str, str] | None = None
 
     @property

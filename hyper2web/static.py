@@ -18,13 +18,14 @@ import html
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 from . import encoding
-from .files import FileCache, FileEntry, not_modified
+from .files import FileCache, FileEntry, not_modified, open_file
 from .http import Request, Response
 from .listing import render_listing
 from .ranges import Multipart, Unsatisfiable, content_range, if_range_matches, parse_range
@@ -76,7 +77,8 @@ class StaticFiles:
         self.early_hints = early_hints
         self.sw_allowed = sw_allowed
         self.cache = FileCache(html_filter=html_filter)
-        self._files: dict[str, str] = {}
+        # URL path -> (file, its last lstat, when that was taken: ``time.monotonic()``)
+        self._files: dict[str, tuple[str, os.stat_result | None, float]] = {}
         self._builtin_404 = (_ASSETS / "404.html").read_bytes()
 
     # -- URL path -> file ------------------------------------------------------------------
@@ -131,15 +133,23 @@ class StaticFiles:
     def _inside(self, real: str) -> bool:
         return real == self.root or os.path.commonpath([self.root, real]) == self.root
 
-    def _remembered(self, url_path: str) -> tuple[str, os.stat_result] | None:
-        """The file a URL path led to before, if it is still a regular file (one stat).
+    def _remembered(self, url_path: str,
+                    arrived: float | None) -> tuple[str, os.stat_result] | None:
+        """The file a URL path led to before, if it is still a regular file.
 
         Only paths without symlinks are remembered, and ``lstat`` sees a file replaced by a
-        symlink, so a symlink is always resolved (and checked against the root) anew.
+        symlink, so a symlink is always resolved (and checked against the root) anew. An
+        ``lstat`` taken after the request ``arrived`` is as fresh as one taken now, so
+        requests that came in together (a page's assets, a burst on one connection) share
+        one system call, and every request still sees each edit made before it came.
         """
-        real = self._files.get(url_path)
-        if real is None:
+        known = self._files.get(url_path)
+        if known is None:
             return None
+        real, st, taken = known
+        if st is not None and arrived is not None and taken >= arrived:
+            return real, st
+        taken = time.monotonic()
         try:
             st = os.lstat(real)
         except OSError:
@@ -147,12 +157,13 @@ class StaticFiles:
         if st is None or not stat.S_ISREG(st.st_mode):
             self._files.pop(url_path, None)
             return None
+        self._files[url_path] = (real, st, taken)
         return real, st
 
     def _remember(self, url_path: str, real: str) -> None:
         if len(self._files) >= _MAX_REMEMBERED_PATHS:
             self._files.clear()
-        self._files[url_path] = real
+        self._files[url_path] = (real, None, 0.0)
 
     # -- answering -------------------------------------------------------------------------
 
@@ -169,7 +180,7 @@ class StaticFiles:
 
     async def _serve(self, request: Request, response: Response) -> None:
         url_path = request.path
-        known = self._remembered(url_path)
+        known = self._remembered(url_path, request.arrived)
         if known is not None:
             await self._send_entry(request, response, self.cache.get(*known))
             return
@@ -295,7 +306,7 @@ class StaticFiles:
         await response.start()
         if response.finished:  # HEAD
             return
-        fh = None if entry.body is not None else open(entry.path, "rb")
+        fh = None if entry.body is not None else open_file(entry.path)
         try:
             pieces = list(multipart.pieces())
             for number, (data, span) in enumerate(pieces):
@@ -319,7 +330,7 @@ class StaticFiles:
         if body is not None:
             await response.send(body if length == len(body) else body[offset:offset + length])
             return
-        with open(path, "rb") as fh:
+        with open_file(path) as fh:
             if offset:
                 fh.seek(offset)
             await response.send_open_file(fh, length)

@@ -21,6 +21,7 @@ Three rules keep it correct and fast:
 from __future__ import annotations
 
 import logging
+import time
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -201,6 +202,7 @@ class H2Connection:
         # after its turn, so senders need not wake the writer.
         self.inline = False
         self._spawned = False  # a task was started since the read loop last yielded
+        self._arrived = 0.0  # ``time.monotonic()`` when the current batch was read
         # Requests that asked for a task of their own (``leave_read_loop``) wait here for
         # the job runner, one long-lived task that runs them one after the other.
         self._jobs: deque[tuple[_StreamState, Coroutine[Any, Any, None]]] | None = None
@@ -264,6 +266,7 @@ class H2Connection:
             if not data:
                 await self._lose(None)
                 return
+            self._arrived = time.monotonic()
             try:
                 events = conn.receive_data(data)
             except h2.exceptions.ProtocolError as exc:
@@ -465,7 +468,7 @@ class H2Connection:
         self.buffered -= len(body)
         state.body = []
         stream = Stream(state.stream_id, state.headers, body)
-        request = Request(stream, client=self.client)
+        request = Request(stream, client=self.client, arrived=self._arrived)
         response = Response(state.stream_id, StreamChannel(self, state),
                             head_only=request.method == "HEAD")
         serving = self._serve(state, request, response)

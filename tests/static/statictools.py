@@ -103,6 +103,30 @@ class H2Raw:
                 self.sock.sendall(out)
         return result
 
+    def batch(self, paths: list[str]) -> list[H2Response]:
+        """GET every path, all requests in one write, so the server reads them together."""
+        results = []
+        for path in paths:
+            sid = self.conn.get_next_available_stream_id()
+            self.conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"),
+                                         (":authority", "localhost"), (":path", path)],
+                                   end_stream=True)
+            results.append(self.streams.setdefault(sid, H2Response()))
+        self.sock.sendall(self.conn.data_to_send())
+        deadline = time.monotonic() + self.timeout
+        while not all(r.ended or r.reset is not None for r in results):
+            if time.monotonic() > deadline:
+                raise TimeoutError("no complete responses")
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("connection closed")
+            for event in self.conn.receive_data(data):
+                self._on_event(event)
+            out = self.conn.data_to_send()
+            if out:
+                self.sock.sendall(out)
+        return results
+
     def _on_event(self, event: h2.events.Event) -> None:
         stream = self.streams.get(getattr(event, "stream_id", 0) or 0)
         if stream is None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from statictools import curl, h2_request, touch_later
+from statictools import H2Raw, curl, h2_request, touch_later
 
 import hyper2web.files
 import hyper2web.http
@@ -122,6 +122,37 @@ def test_repeated_requests_cost_one_stat_and_no_open(serve_app, root, client,
                 assert again.status_code in (200, 206)
                 assert spy.opened == [], (path, method, headers)
                 assert len(spy.stats) == 1, (path, method, headers, spy.stats)
+
+
+def test_requests_that_arrive_together_share_one_stat(serve_app, root, monkeypatch) -> None:
+    server = serve_app(root=root)
+    with H2Raw(server.port) as client:
+        assert client.request("/small.js").body == SMALL  # found and remembered
+        spy = Spy(monkeypatch, root)
+        results = client.batch(["/small.js"] * 8)
+        assert [r.status for r in results] == [200] * 8
+        assert all(r.body == SMALL for r in results)
+        assert len(spy.stats) == 1, spy.stats
+        # An edit made before the next request is seen by it.
+        (root / "small.js").write_bytes(b"edited")
+        touch_later(root / "small.js")
+        spy.reset()
+        assert [r.body for r in client.batch(["/small.js"] * 2)] == [b"edited"] * 2
+        assert len(spy.stats) == 1, spy.stats
+
+
+def test_a_cached_path_is_not_opened_through_a_symlink(root, tmp_path) -> None:
+    # A stat may be shared by requests that arrived together; a symlink swapped in
+    # meanwhile is then refused at open, never followed out of the root.
+    outside = tmp_path / "secret.txt"
+    outside.write_bytes(b"secret")
+    path = root / "small.js"
+    with hyper2web.files.open_file(str(path)) as fh:
+        assert fh.read() == SMALL
+    path.unlink()
+    path.symlink_to(outside)
+    with pytest.raises(OSError):
+        hyper2web.files.open_file(str(path))
 
 
 def test_cache_entries_are_keyed_by_file_version(serve_app, root, client) -> None:
