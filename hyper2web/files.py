@@ -246,6 +246,11 @@ class FileCache:
         self._trim()
         return entry
 
+    def holds(self, path: str, st: os.stat_result) -> bool:
+        """True when the entry for ``path`` is the version ``st`` describes."""
+        entry = self._entries.get(path)
+        return entry is not None and entry.key == (st.st_mtime_ns, st.st_size, st.st_ino)
+
     def account(self, entry: FileEntry, before: int) -> None:
         """Count bytes an entry gained after it was cached (a new compressed variant)."""
         if self._entries.get(entry.path) is entry:

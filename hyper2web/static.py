@@ -77,8 +77,10 @@ class StaticFiles:
         self.early_hints = early_hints
         self.sw_allowed = sw_allowed
         self.cache = FileCache(html_filter=html_filter)
-        # URL path -> (file, its last lstat, when that was taken: ``time.monotonic()``)
-        self._files: dict[str, tuple[str, os.stat_result | None, float]] = {}
+        self._files: dict[str, str] = {}  # URL path -> the file it led to
+        # file -> its latest lstat and when that began (``time.monotonic()``); kept per file,
+        # not per URL path, so every path to a file uses its newest stat
+        self._stats: dict[str, tuple[os.stat_result, float]] = {}
         self._builtin_404 = (_ASSETS / "404.html").read_bytes()
 
     # -- URL path -> file ------------------------------------------------------------------
@@ -139,16 +141,19 @@ class StaticFiles:
 
         Only paths without symlinks are remembered, and ``lstat`` sees a file replaced by a
         symlink, so a symlink is always resolved (and checked against the root) anew. An
-        ``lstat`` taken after the request ``arrived`` is as fresh as one taken now, so
+        ``lstat`` begun after the request ``arrived`` is as fresh as one taken now, so
         requests that came in together (a page's assets, a burst on one connection) share
         one system call, and every request still sees each edit made before it came.
         """
-        known = self._files.get(url_path)
-        if known is None:
+        real = self._files.get(url_path)
+        if real is None:
             return None
-        real, st, taken = known
-        if st is not None and arrived is not None and taken >= arrived:
-            return real, st
+        known = self._stats.get(real)
+        # Reused only while the cache holds that very version: a newer stat seen by a
+        # request on another path to the file must not be undone by an older one.
+        if known is not None and arrived is not None and known[1] > arrived \
+                and self.cache.holds(real, known[0]):
+            return real, known[0]
         taken = time.monotonic()
         try:
             st = os.lstat(real)
@@ -156,14 +161,16 @@ class StaticFiles:
             st = None
         if st is None or not stat.S_ISREG(st.st_mode):
             self._files.pop(url_path, None)
+            self._stats.pop(real, None)
             return None
-        self._files[url_path] = (real, st, taken)
+        self._stats[real] = (st, taken)
         return real, st
 
     def _remember(self, url_path: str, real: str) -> None:
         if len(self._files) >= _MAX_REMEMBERED_PATHS:
             self._files.clear()
-        self._files[url_path] = (real, None, 0.0)
+            self._stats.clear()
+        self._files[url_path] = real
 
     # -- answering -------------------------------------------------------------------------
 

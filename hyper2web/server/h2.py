@@ -472,6 +472,11 @@ class H2Connection:
         response = Response(state.stream_id, StreamChannel(self, state),
                             head_only=request.method == "HEAD")
         serving = self._serve(state, request, response)
+        if self.closed:
+            # The connection failed earlier in this batch: nobody is left to answer.
+            serving.close()
+            self.streams.pop(state.stream_id, None)
+            return
         trap = self._step(state, serving)
         if trap is None:
             return  # answered without ever blocking
@@ -484,8 +489,9 @@ class H2Connection:
     def _step(self, state: _StreamState, job: Coroutine[Any, Any, None]) -> Any:
         """Run ``job`` here until it finishes (``None``) or yields a kernel trap (returned).
 
-        A job whose stream was reset (or whose connection closed) before it ran is told so
-        at the point it stopped, instead of running user code for nobody.
+        A queued job (one that stopped at ``leave_read_loop``) whose stream was reset, or
+        whose connection closed, meanwhile is told so at that point, instead of running
+        user code for nobody.
         """
         self.inline = True
         try:
@@ -529,20 +535,24 @@ class H2Connection:
         me = await curio.current_task()
         jobs, wake = self._jobs, self._runner_wake
         assert jobs is not None and wake is not None
+        answered = False  # a job ended in this turn: its frames wait for the flush
         while True:
             while jobs:
                 state, job = jobs.popleft()
                 trap = self._step(state, job)
                 if trap is None:
+                    answered = True
                     continue
                 self._runner = None
                 if jobs:
                     self._runner = await self._spawn(self._run_jobs())
                 state.task = me
-                await self.wake_writer()  # for the answers of the jobs before this one
+                if answered:
+                    await self.wake_writer()
                 await _resume(job, trap)
                 return
             await self.flush()  # the answers of this turn leave together
+            answered = False
             if not jobs and not self.closed:
                 wake.clear()
                 await wake.wait()

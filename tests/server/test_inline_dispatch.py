@@ -220,3 +220,24 @@ def test_a_connection_error_right_after_a_request_skips_its_handler(inline_app: 
         client.read_to_eof(timeout=5)
         assert [f.frame.error_code for f in client.frames_of(0x7)] == [6]  # FRAME_SIZE_ERROR
     assert inline_app.seen["counted"] == 0
+
+
+def test_requests_after_the_connection_failed_in_the_same_batch_are_dropped(caplog) -> None:
+    # A failed write earlier in the batch (the peer is gone) marks the connection closed;
+    # the requests after it are dropped quietly, never run, never logged as errors.
+    from hyper2web.server.h2 import ConnectionConfig, H2Connection, _StreamState
+
+    called = []
+
+    async def handler(request, response):
+        called.append(request.path)
+
+    conn = H2Connection(None, ("127.0.0.1", 1), handler, ConnectionConfig())
+    state = _StreamState(1, {":method": "GET", ":path": "/x", ":scheme": "https"})
+    conn.streams[1] = state
+    conn.closed = True
+    with caplog.at_level("DEBUG", logger="hyper2web"):
+        curio.run(conn._dispatch(state))
+    assert called == []
+    assert 1 not in conn.streams
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]

@@ -184,6 +184,19 @@ def test_stale_precompressed_sibling_is_ignored(serve_app, root) -> None:
         assert decode(coding, raw.body) == data
 
 
+def test_a_sibling_that_is_a_symlink_is_ignored(serve_app, root, tmp_path) -> None:
+    # A symlinked sibling could lead out of the served folder: never sent.
+    data = COMPRESSIBLE["app.js"]
+    outside = tmp_path / "outside.br"
+    outside.write_bytes(brotli.compress(b"not for the client " * 100))
+    (root / "app.js.br").symlink_to(outside)
+    touch_later(outside)
+    server = serve_app(root=root)
+    raw = h2_request(server.port, "/app.js", headers=[("accept-encoding", "br")])
+    assert raw.status == 200 and raw.header("content-encoding") == "br"
+    assert decode("br", raw.body) == data
+
+
 def test_sibling_becomes_stale_when_the_file_is_edited(serve_app, root) -> None:
     data = COMPRESSIBLE["app.js"]
     sibling = brotli.compress(data, quality=11, lgwin=16)

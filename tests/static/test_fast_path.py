@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,25 @@ def test_a_cached_path_is_not_opened_through_a_symlink(root, tmp_path) -> None:
     path.symlink_to(outside)
     with pytest.raises(OSError):
         hyper2web.files.open_file(str(path))
+
+
+def test_a_shared_stat_never_undoes_a_newer_version(root) -> None:
+    # Two URL paths lead to one file. A request that arrived before a stat may share it,
+    # but not once a request on the other path has seen (and cached) a newer version.
+    static = hyper2web.static.StaticFiles(root)
+    real = os.path.realpath(root / "small.js")
+    static._remember("/small.js", real)
+    before = time.monotonic()
+    old = static._remembered("/small.js", arrived=before)
+    assert old is not None
+    static.cache.get(*old)
+    (root / "small.js").write_bytes(b"newer")
+    touch_later(root / "small.js")
+    static.cache.get(real, os.stat(real))  # the other path saw the edit
+    again = static._remembered("/small.js", arrived=before)
+    assert again is not None
+    assert again[1].st_size == len(b"newer")
+    assert static.cache.get(*again).body == b"newer"
 
 
 def test_cache_entries_are_keyed_by_file_version(serve_app, root, client) -> None:
