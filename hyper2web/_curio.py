@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import ssl
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 # The last curio release known to need the shim; a newer one is imported as is.
 _SHIMMED_CURIO = (1, 6)
 
 
 def _curio_version() -> tuple[int, ...]:
+    # Imported here: only Python 3.12+ asks, and the import costs start-up time.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         text = version("curio")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree

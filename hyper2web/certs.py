@@ -13,12 +13,12 @@ import ipaddress
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+# ``cryptography`` is imported by the functions that use it: loading it costs a noticeable
+# part of start-up, and serving with a given certificate never needs it.
+if TYPE_CHECKING:
+    from cryptography import x509
 
 CERT_NAME = "localhost.crt.pem"
 KEY_NAME = "localhost.key"
@@ -28,6 +28,8 @@ VALIDITY_DAYS = 825
 
 
 def _san_entry(host: str) -> x509.GeneralName:
+    from cryptography import x509
+
     try:
         return x509.IPAddress(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
@@ -45,6 +47,11 @@ def hosts_with_defaults(hosts: Iterable[str] = ()) -> list[str]:
 
 def make_self_signed(hosts: Iterable[str] = (), days: int = VALIDITY_DAYS) -> tuple[bytes, bytes]:
     """A new ``(certificate PEM, private key PEM)`` for ``hosts`` plus the defaults."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     names = hosts_with_defaults(hosts)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([
@@ -105,6 +112,8 @@ def write_certificates(directory: str | os.PathLike[str], hosts: Iterable[str] =
 
 def certificate_hosts(cert_path: str | os.PathLike[str]) -> list[str]:
     """The DNS names and IP addresses a PEM certificate is valid for."""
+    from cryptography import x509
+
     cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -120,6 +129,10 @@ def pair_problem(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[
 
     OpenSSL's own reasons (``PEM lib``, ``KEY_VALUES_MISMATCH``) do not say which file is wrong.
     """
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     cert_file, key_file = Path(cert_path), Path(key_path)
     try:
         cert_data, key_data = cert_file.read_bytes(), key_file.read_bytes()

@@ -14,13 +14,9 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hyper2web.certs import CERT_NAME, KEY_NAME, write_private
 
@@ -31,6 +27,12 @@ CA_KEY_NAME = "rootCA-key.pem"
 CA_DAYS = 10 * 365
 LEAF_DAYS = 825  # the longest validity browsers accept for a leaf
 RENEW_BEFORE = dt.timedelta(days=30)
+
+# ``cryptography`` is imported by the functions that use it: loading it costs a noticeable
+# part of start-up, and ``serve --cert/--key`` never needs it.
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 
 def data_dir() -> Path:
@@ -63,15 +65,23 @@ class Authority:
 
     @property
     def fingerprint(self) -> str:
+        from cryptography.hazmat.primitives import hashes
+
         return self.cert.fingerprint(hashes.SHA256()).hex()
 
     @property
     def name(self) -> str:
+        from cryptography.x509.oid import NameOID
+
         return self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
 
 
 def load_authority() -> Authority | None:
     """The user's CA, or None when it was never created (or cannot be read)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     cert_path, key_path = ca_paths()
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -92,6 +102,11 @@ def authority() -> tuple[Authority, bool]:
 
 
 def _create_authority() -> Authority:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     owner = _owner()
     name = x509.Name([
@@ -138,6 +153,8 @@ def default_hosts(extra: tuple[str, ...] | list[str] = ()) -> list[str]:
 
 
 def _san(host: str) -> x509.GeneralName:
+    from cryptography import x509
+
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
@@ -150,6 +167,11 @@ def _san(host: str) -> x509.GeneralName:
 
 def issue(out_dir: Path, hosts: list[str]) -> tuple[Path, Path, Authority]:
     """Write ``localhost.crt.pem`` and ``localhost.key`` for ``hosts`` signed by the CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     ca, _ = authority()
     key = ec.generate_private_key(ec.SECP256R1())
     start = _now() - dt.timedelta(minutes=5)
@@ -194,6 +216,8 @@ class LeafInfo:
 
 def inspect_leaf(cert_path: Path, ca: Authority | None = None) -> LeafInfo | None:
     """Hosts, expiry and issuer of a PEM certificate; None when it cannot be read."""
+    from cryptography import x509
+
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except (OSError, ValueError):
@@ -209,6 +233,8 @@ def inspect_leaf(cert_path: Path, ca: Authority | None = None) -> LeafInfo | Non
 
 
 def _signed_by(cert: x509.Certificate, ca: Authority) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         cert.verify_directly_issued_by(ca.cert)
     except (InvalidSignature, ValueError, TypeError):

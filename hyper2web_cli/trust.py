@@ -20,8 +20,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes
-
 from .certs import load_authority
 
 NSS_HINT = "install certutil (Debian/Ubuntu: sudo apt install libnss3-tools) and run again"
@@ -146,6 +144,8 @@ def _ca_sha1() -> str | None:
     ca = load_authority()
     if ca is None:
         return None
+    from cryptography.hazmat.primitives import hashes
+
     return ca.cert.fingerprint(hashes.SHA1()).hex().upper()
 
 
