@@ -10,7 +10,6 @@ import logging
 import re
 import shutil
 import threading
-import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +30,6 @@ from hyper2web.server.listener import Server
 from hyper2web.workers import WorkerPool
 
 from . import certs as local_ca
-from . import check as pwa_check
 from . import trust
 from .config import apply_config
 from .routes import RoutesError, find_routes, load_routes
@@ -218,6 +216,8 @@ def serve(ctx: click.Context, **values: Any) -> None:
     def banner(_: object = None) -> None:
         _print_banner(app, root, routes_path, certfile, config_file, opt.workers)
         if opt.open_browser:
+            import webbrowser  # only for --open: it costs start-up time
+
             threading.Thread(target=webbrowser.open, args=(app.url,), daemon=True).start()
 
     def run(ready: Callable[[Any], None]) -> None:
@@ -444,6 +444,8 @@ def init(name: Path, template: str) -> None:
     click.echo(f"Created {name}/ with public/, routes.py and a certificate.\n")
     click.echo("Next:")
     click.echo(f"  cd {name}")
+    from . import check as pwa_check
+
     ca = local_ca.load_authority()
     if ca is None or not pwa_check.trusted_in(ca):
         click.echo("  hyper2web certs --install   # once: browsers trust it (service workers "
@@ -468,6 +470,8 @@ def check(ctx: click.Context, root: Path, no_certs: bool) -> None:
         raise click.ClickException(f"folder not found: {root}")
     if not root.is_dir():
         raise click.ClickException(f"not a folder: {root}")
+    from . import check as pwa_check  # only this command needs it
+
     report = pwa_check.check_site(root, certificates=not no_certs)
     pwa_check.print_report(report, certificates=not no_certs)
     ctx.exit(0 if report.passed else 1)
