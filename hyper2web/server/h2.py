@@ -535,24 +535,23 @@ class H2Connection:
         me = await curio.current_task()
         jobs, wake = self._jobs, self._runner_wake
         assert jobs is not None and wake is not None
-        answered = False  # a job ended in this turn: its frames wait for the flush
         while True:
             while jobs:
                 state, job = jobs.popleft()
                 trap = self._step(state, job)
                 if trap is None:
-                    answered = True
                     continue
                 self._runner = None
                 if jobs:
                     self._runner = await self._spawn(self._run_jobs())
                 state.task = me
-                if answered:
-                    await self.wake_writer()
+                # What this turn queued (this job's own head, as an event stream sends it
+                # before it waits, or the answers of the jobs before it) must not wait for
+                # a later send: the writer flushes it.
+                await self.wake_writer()
                 await _resume(job, trap)
                 return
             await self.flush()  # the answers of this turn leave together
-            answered = False
             if not jobs and not self.closed:
                 wake.clear()
                 await wake.wait()

@@ -241,3 +241,16 @@ def test_requests_after_the_connection_failed_in_the_same_batch_are_dropped(capl
     assert called == []
     assert 1 not in conn.streams
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+
+
+def test_a_head_sent_before_a_long_wait_leaves_at_once(inline_app: Any) -> None:
+    # As an event stream does: the status goes out, then the handler waits. Nothing else
+    # the client sends may be needed to push the head out.
+    with H2Client(inline_app.port) as client:
+        client.ping()
+        client.read_until(lambda: bool(client.ping_acks), timeout=5)  # settings settled
+        sid = client.request("/forever")
+        client.read_until(lambda: client.streams[sid].status is not None, timeout=3)
+        assert client.streams[sid].status == 200
+        client.reset(sid)
+    assert inline_app.seen["cancelled"].wait(5)
