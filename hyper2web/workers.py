@@ -6,6 +6,8 @@ its own curio kernel on its own core. The parent only watches: it starts the wor
 until every one listens, starts a new one when one dies, and on SIGINT/SIGTERM stops them
 all. Workers are forked before any thread exists in the parent, so no lock is copied while
 held; whatever a worker needs threads for (file watching, the access log) it starts itself.
+A worker whose parent is gone (killed with SIGKILL, crashed) stops by itself: nothing else
+would ever stop it, and it would hold the port.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -29,6 +32,7 @@ STOP_TIMEOUT = 10.0
 MAX_RESTARTS = 5  # within RESTART_WINDOW seconds; more means a crash loop: give up
 RESTART_WINDOW = 10.0
 POLL = 0.05
+PARENT_CHECK = 0.5  # how often a worker looks whether its parent still runs (seconds)
 
 
 class WorkerPool:
@@ -75,8 +79,10 @@ class WorkerPool:
     def _start(self, index: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
+            _stop_when_orphaned(parent)
             os._exit(self._worker(index))
         self.pids[pid] = index
         log.debug("worker %d started (pid %d)", index, pid)
@@ -198,6 +204,19 @@ class WorkerPool:
                         pass
                 deadline = float("inf")
             time.sleep(POLL)
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """SIGTERM this worker (a graceful stop) once ``parent`` is no longer its parent."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK)
+        log.warning("hyper2web: the parent process (pid %d) is gone; worker pid %d stops",
+                    parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="hyper2web-parent-watch").start()
 
 
 def describe_exit(code: int) -> str:

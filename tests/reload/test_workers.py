@@ -81,6 +81,22 @@ def test_workers_share_the_port_and_are_replaced(serve: Serve) -> None:
                    5, f"worker {pid} still runs")
 
 
+def test_workers_stop_when_their_parent_is_killed(serve: Serve) -> None:
+    # SIGKILL cannot be caught: the workers themselves notice they lost their parent.
+    server = serve("--workers", "2")
+    wait_output(server, "Workers: 2 processes")
+    pids = worker_pids(server.proc.pid)
+    assert len(pids) == 2
+    server.proc.kill()
+    server.proc.wait(5)
+    for pid in pids:
+        wait_until(lambda pid=pid: not os.path.exists(f"/proc/{pid}/status") or
+                   "Z" in Path(f"/proc/{pid}/status").read_text().split("State:")[1][:4],
+                   5, f"worker {pid} outlived its parent")
+    output = wait_output(server, "is gone; worker pid")
+    assert f"(pid {server.proc.pid}) is gone" in output
+
+
 def test_live_reload_reaches_the_tabs_of_every_worker(serve: Serve, project: Path) -> None:
     server = serve("--workers", "2")
     wait_output(server, "Workers: 2 processes")
