@@ -204,7 +204,7 @@ class H2Connection:
         self._spawned = False  # a task was started since the read loop last yielded
         self._arrived = 0.0  # ``time.monotonic()`` when the current batch was read
         # Requests that asked for a task of their own (``leave_read_loop``) wait here for
-        # the job runner, one long-lived task that runs them one after the other.
+        # the job runner, a task that runs them one after the other (``_run_jobs``).
         self._jobs: deque[tuple[_StreamState, Coroutine[Any, Any, None]]] | None = None
         self._runner: Any = None
         self._runner_wake: Any = None
