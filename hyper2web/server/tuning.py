@@ -1,10 +1,17 @@
-"""h2 with two costs of a busy or idle connection taken out; the protocol logic is h2's.
+"""h2 with some costs of a busy or idle connection taken out; the protocol logic is h2's.
 
 - ``TunedH2Connection`` writes DATA and HEADERS frames into the send buffer with one
   ``struct.pack`` each, where h2 serializes every frame through hyperframe's generic path
   (flag objects, padding joins) and then checks the sizes again in a generator: about 5 us
   of the 25 us h2 spends on a small response. Other frames, and padded or prioritized ones,
   still go through hyperframe.
+- It also sends a response's HEADERS (and its DATA that fits the windows and one frame)
+  without building frame objects: the connection's and the stream's state machines take
+  the same inputs, in the same order, as in h2's own ``send_headers``/``send_data``, and
+  the windows shrink the same; only the frame objects, the debug logging and the passes
+  that are off (header validation) are skipped. Anything else (informational responses,
+  trailers, priority, padding, a stream h2 does not hold, a body the windows refuse) takes
+  h2's path, with its errors.
 - ``BlockDecoder`` remembers the fields of a header block that changed nothing in the
   HPACK dynamic table: a client asking for the same URL again (a reload, polling, h2load)
   sends the very same bytes, all indexes into that table, and decoding them again would
@@ -20,10 +27,17 @@ from typing import Any
 import h2.connection
 import h2.settings
 import hpack
+from h2.connection import ConnectionInputs
+from h2.stream import StreamInputs
 from hyperframe.frame import DataFrame, Frame, HeadersFrame
 
 _FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
 _END_STREAM, _END_HEADERS = 0x1, 0x4
+_DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
+
+
+def _utf8(text: str | bytes) -> bytes:
+    return text if type(text) is bytes else text.encode("utf-8")  # type: ignore[union-attr]
 
 
 class TunedH2Connection(h2.connection.H2Connection):
@@ -54,6 +68,65 @@ class TunedH2Connection(h2.connection.H2Connection):
                     buffer += body
                     continue
             buffer += frame.serialize()
+
+    def send_headers(self, stream_id: int, headers: Any, end_stream: bool = False,
+                     priority_weight: int | None = None, priority_depends_on: int | None = None,
+                     priority_exclusive: bool | None = None) -> None:
+        buffer = getattr(self, "_data_to_send", None)
+        stream = self.streams.get(stream_id)
+        if stream is None or type(buffer) is not bytearray or self.config.client_side \
+                or priority_weight is not None or priority_depends_on is not None \
+                or priority_exclusive is not None or stream.state_machine.headers_sent \
+                or type(headers) is not list or not headers \
+                or headers[0][0] not in (":status", b":status") \
+                or _utf8(headers[0][1])[:1] == b"1" \
+                or self.config.validate_outbound_headers or self.config.normalize_outbound_headers:
+            super().send_headers(stream_id, headers, end_stream, priority_weight,
+                                 priority_depends_on, priority_exclusive)
+            return
+        # A final response on a stream the peer opened, as h2 would make it.
+        self.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+        machine = stream.state_machine
+        machine.process_input(StreamInputs.SEND_HEADERS)
+        block = self.encoder.encode([(_utf8(name), _utf8(value)) for name, value in headers])
+        if end_stream:
+            machine.process_input(StreamInputs.SEND_END_STREAM)
+        stream.request_method = None  # as h2 records it from the fields it sends
+        limit = stream.max_outbound_frame_size or len(block)
+        sid = stream_id & 0x7FFFFFFF
+        first = block[:limit]
+        bits = (_END_STREAM if end_stream else 0) | (_END_HEADERS if len(block) <= limit else 0)
+        buffer += _FRAME_HEADER.pack((len(first) >> 8) & 0xFFFF, len(first) & 0xFF,
+                                     _HEADERS, bits, sid)
+        buffer += first
+        for start in range(limit, len(block), limit):
+            piece = block[start:start + limit]
+            bits = _END_HEADERS if start + limit >= len(block) else 0
+            buffer += _FRAME_HEADER.pack((len(piece) >> 8) & 0xFFFF, len(piece) & 0xFF,
+                                         _CONTINUATION, bits, sid)
+            buffer += piece
+
+    def send_data(self, stream_id: int, data: Any, end_stream: bool = False,
+                  pad_length: Any = None) -> None:
+        buffer = getattr(self, "_data_to_send", None)
+        stream = self.streams.get(stream_id)
+        size = len(data)
+        if stream is None or type(buffer) is not bytearray or pad_length is not None \
+                or size == 0 or size > self.max_outbound_frame_size \
+                or size > self.outbound_flow_control_window \
+                or size > stream.outbound_flow_control_window:
+            super().send_data(stream_id, data, end_stream, pad_length)
+            return
+        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        machine = stream.state_machine
+        machine.process_input(StreamInputs.SEND_DATA)
+        if end_stream:
+            machine.process_input(StreamInputs.SEND_END_STREAM)
+        stream.outbound_flow_control_window -= size
+        buffer += _FRAME_HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, _DATA,
+                                     _END_STREAM if end_stream else 0, stream_id & 0x7FFFFFFF)
+        buffer += data.tobytes() if type(data) is memoryview else data
+        self.outbound_flow_control_window -= size
 
 
 class BlockDecoder(hpack.Decoder):

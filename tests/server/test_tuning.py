@@ -4,26 +4,37 @@ from __future__ import annotations
 
 import h2.config
 import h2.connection
+import h2.exceptions
 import h2.settings
 import pytest
 
+from hyper2web.server.hpack_fields import FieldEncoder
 from hyper2web.server.tuning import CompactSettings, TunedH2Connection
 
 REQUEST = [(":method", "GET"), (":scheme", "https"), (":authority", "localhost"),
            (":path", "/")]
 
 
-def _served(cls: type[h2.connection.H2Connection]) -> bytes:
-    """What a server connection of ``cls`` writes for a fixed exchange."""
+# As ``H2Connection`` configures h2: received and sent fields are checked by our own code.
+LEAN = {"header_encoding": None, "validate_inbound_headers": False,
+        "normalize_inbound_headers": False, "validate_outbound_headers": False,
+        "normalize_outbound_headers": False}
+
+
+def _served(cls: type[h2.connection.H2Connection], lean: bool = False,
+            field_encoder: bool = False) -> tuple[bytes, list[object]]:
+    """What a server connection of ``cls`` writes for a fixed exchange, and its state."""
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     client.initiate_connection()
     client.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: 20000})
-    server = cls(h2.config.H2Configuration(client_side=False))
+    server = cls(h2.config.H2Configuration(client_side=False, **(LEAN if lean else {})))
+    if field_encoder:
+        server.encoder = FieldEncoder()  # type: ignore[assignment]
     server.initiate_connection()
     server.receive_data(client.data_to_send())
     out = bytearray(server.data_to_send())
-    for sid in (1, 3, 5, 7):
-        client.send_headers(sid, REQUEST, end_stream=True)
+    for sid in (1, 3, 5, 7, 9, 11, 13):
+        client.send_headers(sid, REQUEST, end_stream=sid != 13)
     server.receive_data(client.data_to_send())
     server.send_headers(1, [(":status", "200"), ("content-length", "5")])
     server.send_data(1, b"hello", end_stream=True)
@@ -34,13 +45,48 @@ def _served(cls: type[h2.connection.H2Connection]) -> bytes:
     server.send_data(5, memoryview(b"abc"), end_stream=True)
     server.send_headers(7, [(":status", "200")])
     server.send_data(7, b"padded", end_stream=True, pad_length=10)
+    # 103 first, then the final response; then trailers.
+    server.send_headers(9, [(":status", "103"), ("link", "</a.css>; rel=preload")])
+    server.send_headers(9, [(":status", "200")])
+    server.send_data(9, b"body")
+    server.send_headers(9, [("x-trailer", "1")], end_stream=True)
+    # The peer shrinks its HPACK table: the next block starts with a size update.
+    client.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 0})
+    server.receive_data(client.data_to_send())
+    server.send_headers(11, [(":status", "200"), ("content-type", "text/plain")],
+                        end_stream=True)
+    # A body larger than the stream's window is h2's to refuse.
+    errors = []
+    try:
+        server.send_data(13, b"x" * 70000)
+    except h2.exceptions.ProtocolError as exc:
+        errors.append(type(exc))
+    # Reset by the peer: sending on it fails the same way.
+    client.reset_stream(13)
+    server.receive_data(client.data_to_send())
+    for send in (lambda: server.send_headers(13, [(":status", "200")]),
+                 lambda: server.send_data(13, b"late", end_stream=True)):
+        try:
+            send()
+        except h2.exceptions.ProtocolError as exc:
+            errors.append(type(exc))
     server.ping(b"12345678")
     out += server.data_to_send()
-    return bytes(out)
+    state = [errors, server.outbound_flow_control_window, server.state_machine.state]
+    for sid, stream in sorted(server.streams.items()):
+        machine = stream.state_machine
+        state.append((sid, machine.state, machine.headers_sent, machine.trailers_sent,
+                      stream.outbound_flow_control_window, stream.request_method))
+    return bytes(out), state
 
 
-def test_frames_are_the_same_bytes_as_h2s() -> None:
-    assert _served(TunedH2Connection) == _served(h2.connection.H2Connection)
+@pytest.mark.parametrize(("lean", "field_encoder"), [(False, False), (True, False),
+                                                     (True, True)])
+def test_frames_and_state_are_the_same_as_h2s(lean: bool, field_encoder: bool) -> None:
+    tuned = _served(TunedH2Connection, lean, field_encoder)
+    plain = _served(h2.connection.H2Connection, lean, field_encoder)
+    assert tuned == plain
+    assert len(tuned[1][0]) == 3  # the three refusals happened
 
 
 def test_compact_settings_behave_like_h2s() -> None:
