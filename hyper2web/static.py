@@ -347,12 +347,14 @@ class StaticFiles:
         response.status = 404
         response.set_header("content-type", "text/html; charset=utf-8")
         response.set_header("cache-control", "no-cache")
-        own = os.path.join(self.root, "404.html")
-        try:
-            with open(own, "rb") as fh:
-                body = fh.read()
-        except OSError:
-            body = self._builtin_404
+        own = os.path.realpath(os.path.join(self.root, "404.html"))
+        body = self._builtin_404
+        if self._inside(own):  # a symlink leading out of the root is not the site's page
+            try:
+                with open(own, "rb") as fh:
+                    body = fh.read()
+            except OSError:
+                pass
         await response.send(body)
 
 

@@ -111,6 +111,18 @@ def test_site_404_page_is_used(serve_app, site, client) -> None:
     assert r.headers["content-type"] == "text/html; charset=utf-8"
 
 
+def test_a_404_page_leading_out_of_the_root_is_not_used(serve_app, site, tmp_path,
+                                                        client) -> None:
+    outside = tmp_path / "elsewhere.html"
+    outside.write_bytes(b"<p>a file outside the served folder</p>")
+    (site / "404.html").symlink_to(outside)
+    server = serve_app(root=site)
+    r = client.get(server.url + "/missing/page", headers=IDENTITY)
+    assert r.status_code == 404
+    assert b"outside the served folder" not in r.content
+    assert b"404" in r.content  # the built-in page
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 @pytest.mark.parametrize("path", ["/", "/index.html", "/style.css", "/missing.txt"])
 def test_other_methods_on_static_paths_405(server, client, method, path) -> None:
