@@ -101,6 +101,16 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str],
                           timeout=timeout, check=False)
 
 
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """HOME (and so the app folder: the CA, certificates) in ``tmp_path``, run from there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
 def copy_sample_site(target: Path) -> Path:
     """sample_site/ without certificates, records or caches."""
     shutil.copytree(REPO / "sample_site", target,

@@ -40,6 +40,15 @@ def _utf8(text: str | bytes) -> bytes:
     return text if type(text) is bytes else text.encode("utf-8")  # type: ignore[union-attr]
 
 
+def _write_frame(buffer: bytearray, kind: int, bits: int, stream_id: int,
+                 payload: bytes) -> None:
+    """Append one frame (header and payload) to ``buffer``."""
+    length = len(payload)
+    buffer += _FRAME_HEADER.pack((length >> 8) & 0xFFFF, length & 0xFF, kind, bits,
+                                 stream_id & 0x7FFFFFFF)
+    buffer += payload
+
+
 class TunedH2Connection(h2.connection.H2Connection):
     """``h2.connection.H2Connection`` with a faster way into its send buffer."""
 
@@ -57,15 +66,11 @@ class TunedH2Connection(h2.connection.H2Connection):
                     body = frame.data  # type: ignore[attr-defined]
                     if type(body) is memoryview:
                         body = body.tobytes()
-                    length = len(body)
-                    frame.body_len = length
+                    frame.body_len = len(body)
                     bits = _END_STREAM if "END_STREAM" in flags else 0
                     if "END_HEADERS" in flags:
                         bits |= _END_HEADERS
-                    buffer += _FRAME_HEADER.pack((length >> 8) & 0xFFFF, length & 0xFF,
-                                                 frame.type, bits,
-                                                 frame.stream_id & 0x7FFFFFFF)
-                    buffer += body
+                    _write_frame(buffer, frame.type, bits, frame.stream_id, body)
                     continue
             buffer += frame.serialize()
 
@@ -79,7 +84,7 @@ class TunedH2Connection(h2.connection.H2Connection):
                 or priority_exclusive is not None or stream.state_machine.headers_sent \
                 or type(headers) is not list or not headers \
                 or headers[0][0] not in (":status", b":status") \
-                or _utf8(headers[0][1])[:1] == b"1" \
+                or headers[0][1][:1] in ("1", b"1") \
                 or self.config.validate_outbound_headers or self.config.normalize_outbound_headers:
             super().send_headers(stream_id, headers, end_stream, priority_weight,
                                  priority_depends_on, priority_exclusive)
@@ -93,18 +98,11 @@ class TunedH2Connection(h2.connection.H2Connection):
             machine.process_input(StreamInputs.SEND_END_STREAM)
         stream.request_method = None  # as h2 records it from the fields it sends
         limit = stream.max_outbound_frame_size or len(block)
-        sid = stream_id & 0x7FFFFFFF
-        first = block[:limit]
         bits = (_END_STREAM if end_stream else 0) | (_END_HEADERS if len(block) <= limit else 0)
-        buffer += _FRAME_HEADER.pack((len(first) >> 8) & 0xFFFF, len(first) & 0xFF,
-                                     _HEADERS, bits, sid)
-        buffer += first
+        _write_frame(buffer, _HEADERS, bits, stream_id, block[:limit])
         for start in range(limit, len(block), limit):
-            piece = block[start:start + limit]
             bits = _END_HEADERS if start + limit >= len(block) else 0
-            buffer += _FRAME_HEADER.pack((len(piece) >> 8) & 0xFFFF, len(piece) & 0xFF,
-                                         _CONTINUATION, bits, sid)
-            buffer += piece
+            _write_frame(buffer, _CONTINUATION, bits, stream_id, block[start:start + limit])
 
     def send_data(self, stream_id: int, data: Any, end_stream: bool = False,
                   pad_length: Any = None) -> None:
@@ -123,9 +121,8 @@ class TunedH2Connection(h2.connection.H2Connection):
         if end_stream:
             machine.process_input(StreamInputs.SEND_END_STREAM)
         stream.outbound_flow_control_window -= size
-        buffer += _FRAME_HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, _DATA,
-                                     _END_STREAM if end_stream else 0, stream_id & 0x7FFFFFFF)
-        buffer += data.tobytes() if type(data) is memoryview else data
+        _write_frame(buffer, _DATA, _END_STREAM if end_stream else 0, stream_id,
+                     data.tobytes() if type(data) is memoryview else data)
         self.outbound_flow_control_window -= size
 
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from support import REPO
+from support import REPO, isolated_home
 
 import hyper2web
 from hyper2web.certs import CERT_NAME, KEY_NAME, VALIDITY_DAYS, write_certificates
@@ -31,11 +31,7 @@ from hyper2web_cli.terminal import network_addresses
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """A runner whose HOME (and so the app folder for certificates) is a temp folder."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.chdir(tmp_path)
+    isolated_home(tmp_path, monkeypatch)
     return CliRunner()
 
 

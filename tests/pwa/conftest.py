@@ -9,19 +9,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from support import CHROMIUM_ARGS, need_tool, run_cli
+from support import CHROMIUM_ARGS, isolated_home, need_tool, run_cli
 
 
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """A runner with HOME (the CA, the NSS database) and the system store in tmp_path."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    isolated_home(tmp_path, monkeypatch)
     monkeypatch.setenv("HYPER2WEB_SYSTEM_CA_DIR", str(tmp_path / "sys"))
     monkeypatch.setenv("HYPER2WEB_UPDATE_CA_COMMAND", "true")
-    monkeypatch.chdir(tmp_path)
     return CliRunner()
 
 

@@ -83,49 +83,43 @@ class H2Raw:
 
     def request(self, path: str, method: str = "GET",
                 headers: list[tuple[str, str]] | tuple[tuple[str, str], ...] = ()) -> H2Response:
+        result = self._send(path, method, headers)
+        self._read_until([result], f"{method} {path}")
+        return result
+
+    def batch(self, paths: list[str]) -> list[H2Response]:
+        """GET every path, all requests in one write, so the server reads them together."""
+        results = [self._send(path, "GET", (), write=False) for path in paths]
+        self.sock.sendall(self.conn.data_to_send())
+        self._read_until(results, f"GET of {len(paths)} paths")
+        return results
+
+    def _send(self, path: str, method: str,
+              headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+              write: bool = True) -> H2Response:
         sid = self.conn.get_next_available_stream_id()
         block = [(":method", method), (":scheme", "https"), (":authority", "localhost"),
                  (":path", path), *headers]
         result = self.streams[sid] = H2Response()
         self.conn.send_headers(sid, block, end_stream=True)
-        self.sock.sendall(self.conn.data_to_send())
-        deadline = time.monotonic() + self.timeout
-        while not result.ended and result.reset is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{method} {path}: no complete response")
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError(f"{method} {path}: connection closed")
-            for event in self.conn.receive_data(data):
-                self._on_event(event)
-            out = self.conn.data_to_send()
-            if out:
-                self.sock.sendall(out)
+        if write:
+            self.sock.sendall(self.conn.data_to_send())
         return result
 
-    def batch(self, paths: list[str]) -> list[H2Response]:
-        """GET every path, all requests in one write, so the server reads them together."""
-        results = []
-        for path in paths:
-            sid = self.conn.get_next_available_stream_id()
-            self.conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"),
-                                         (":authority", "localhost"), (":path", path)],
-                                   end_stream=True)
-            results.append(self.streams.setdefault(sid, H2Response()))
-        self.sock.sendall(self.conn.data_to_send())
+    def _read_until(self, results: list[H2Response], what: str) -> None:
+        """Read (answering what h2 must) until every one of ``results`` ended or was reset."""
         deadline = time.monotonic() + self.timeout
         while not all(r.ended or r.reset is not None for r in results):
             if time.monotonic() > deadline:
-                raise TimeoutError("no complete responses")
+                raise TimeoutError(f"{what}: no complete response")
             data = self.sock.recv(65536)
             if not data:
-                raise ConnectionError("connection closed")
+                raise ConnectionError(f"{what}: connection closed")
             for event in self.conn.receive_data(data):
                 self._on_event(event)
             out = self.conn.data_to_send()
             if out:
                 self.sock.sendall(out)
-        return results
 
     def _on_event(self, event: h2.events.Event) -> None:
         stream = self.streams.get(getattr(event, "stream_id", 0) or 0)
