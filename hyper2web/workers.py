@@ -33,6 +33,7 @@ MAX_RESTARTS = 5  # within RESTART_WINDOW seconds; more means a crash loop: give
 RESTART_WINDOW = 10.0
 POLL = 0.05
 PARENT_CHECK = 0.5  # how often a worker looks whether its parent still runs (seconds)
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class WorkerPool:
@@ -80,21 +81,32 @@ class WorkerPool:
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the worker
-            _stop_when_orphaned(parent)
-            os._exit(self._worker(index))
+        # Until the worker has handlers of its own, a stop signal sent to it would run the
+        # parent's handler in the worker's copy and be lost: keep them pending until then.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker: it never returns into the parent's code
+                code = 1
+                try:
+                    code = self._worker(index, parent, mask)
+                finally:
+                    os._exit(code)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.pids[pid] = index
         log.debug("worker %d started (pid %d)", index, pid)
 
-    def _worker(self, index: int) -> int:
-        # The parent's handlers would only set its flag in this copy: the worker's server
-        # installs its own; until then the defaults apply.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.close(self._ready_r)
+    def _worker(self, index: int, parent: int, mask: set[signal.Signals]) -> int:
         code = 0
         try:
+            # The parent's handlers would only set its flag in this copy. The worker's server
+            # installs its own; until then a stop signal ends the worker quietly.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _exit_quietly)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            os.close(self._ready_r)
+            _stop_when_orphaned(parent)
             self.main(index, lambda: os.write(self._ready_w, b"x"))
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
@@ -104,6 +116,7 @@ class WorkerPool:
             traceback.print_exc()
             code = 1
         finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # the worker is ending
             try:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -204,6 +217,11 @@ class WorkerPool:
                         pass
                 deadline = float("inf")
             time.sleep(POLL)
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    """SIGTERM in a worker whose server does not run (yet, or any more): exit with code 0."""
+    raise SystemExit(0)
 
 
 def _stop_when_orphaned(parent: int) -> None:

@@ -80,3 +80,37 @@ def test_an_error_in_the_parent_stops_the_workers() -> None:
     with pytest.raises(RuntimeError, match="banner failed"):
         pool.run(ready)
     assert not pool.pids  # stopped and reaped, not left running
+
+
+_SIGNAL_AT_FORK: list[int] = []  # a signal each new child sends itself as it is forked
+
+
+def _signal_at_fork() -> None:
+    for signum in _SIGNAL_AT_FORK:
+        os.kill(os.getpid(), signum)
+
+
+os.register_at_fork(after_in_child=_signal_at_fork)
+
+
+def test_a_stop_signal_reaching_a_worker_as_it_forks_stops_it(tmp_path, caplog) -> None:
+    """The earliest SIGTERM a worker can get, before it has handlers of its own, still
+    stops it: with the parent's handler in the worker's copy it would be lost."""
+    ran = tmp_path / "ran"
+
+    def main(index: int, listening: Callable[[], None]) -> None:
+        ran.write_text("the signal was lost")
+        listening()
+        time.sleep(30)
+
+    pool = WorkerPool(1, main)
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    _SIGNAL_AT_FORK.append(signal.SIGTERM)
+    try:
+        code = pool.run(timer.start)
+    finally:
+        _SIGNAL_AT_FORK.clear()
+        timer.cancel()
+    assert not ran.exists()
+    assert code == 1  # it ended before it listened
+    assert "worker 0 exited during start-up (exited with code 0)" in caplog.text
