@@ -114,3 +114,24 @@ def test_a_stop_signal_reaching_a_worker_as_it_forks_stops_it(tmp_path, caplog) 
     assert not ran.exists()
     assert code == 1  # it ended before it listened
     assert "worker 0 exited during start-up (exited with code 0)" in caplog.text
+
+
+def test_a_worker_never_returns_into_the_parents_code(monkeypatch, caplog) -> None:
+    """Whatever escapes a worker (a late signal's exception) ends that process: a forked
+    copy that returned would go on running its parent's code, here the whole test session."""
+    test_process = os.getpid()
+
+    def escape(self: WorkerPool, *args: object) -> int:
+        raise RuntimeError("raised outside the worker's own error handling")
+
+    def main(index: int, listening: Callable[[], None]) -> None:
+        listening()
+
+    monkeypatch.setattr(WorkerPool, "_worker", escape)
+    try:
+        code = WorkerPool(1, main).run()
+    finally:
+        if os.getpid() != test_process:
+            os._exit(99)  # the worker came back here
+    assert code == 1
+    assert "worker 0 exited during start-up (exited with code 1)" in caplog.text
