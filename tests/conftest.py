@@ -5,8 +5,11 @@ Servers bind port 0 and report the port they got; nothing here hard-codes a port
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +19,57 @@ from support import CliServer, start_cli
 from hyper2web import App
 from hyper2web._curio import curio
 from hyper2web.certs import write_certificates
+
+# Every process the session starts inherits this variable; one still running when the
+# session ends was left behind (an unstopped server, a forked worker that kept going).
+SESSION_MARK = "HYPER2WEB_TEST_SESSION"
+LEFT_BEHIND_GRACE = 5.0  # seconds a process stopped at the very end may take to exit
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    os.environ[SESSION_MARK] = uuid.uuid4().hex
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    mark = os.environ.get(SESSION_MARK)
+    if not mark:
+        return
+    deadline = time.monotonic() + LEFT_BEHIND_GRACE
+    while (left := _processes_marked(f"{SESSION_MARK}={mark}")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not left:
+        return
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "processes left running by the tests (now killed)", red=True)
+        for pid, command in left.items():
+            reporter.write_line(f"  {pid}: {command}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _processes_marked(entry: str) -> dict[int, str]:
+    """Running processes other than this one whose environment holds ``entry``."""
+    wanted = entry.encode()
+    found = {}
+    for folder in Path("/proc").glob("[0-9]*"):
+        pid = int(folder.name)
+        if pid == os.getpid():
+            continue
+        try:
+            if wanted not in (folder / "environ").read_bytes().split(b"\0"):
+                continue
+            command = (folder / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace").strip()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if command:  # a zombie has no command line: it has exited
+            found[pid] = command
+    return found
 
 
 @pytest.fixture(scope="session")
