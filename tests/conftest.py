@@ -46,6 +46,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             pass
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.write("\n")
         reporter.write_sep("=", "processes left running by the tests (now killed)", red=True)
         for pid, command in left.items():
             reporter.write_line(f"  {pid}: {command}", red=True)
