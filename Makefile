@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve test test-versions bench-reload bench profile lint format clean
+.PHONY: serve test test-versions bench-reload bench profile lint format clean dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,17 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	cd sample_site && ../$(BIN)/hyper2web serve public --port 5000
 
-test: $(STAMP)
-	$(BIN)/ruff check hyper2web hyper2web_cli tests
+test: lint
 	$(BIN)/pytest
 
+# ruff, and mypy on hyper2web/ and hyper2web_cli/ (strict on the public API).
 lint: $(STAMP)
 	$(BIN)/ruff check hyper2web hyper2web_cli tests
+	$(BIN)/mypy
+
+# A wheel in dist/: pip install dist/hyper2web-*.whl, or pipx install dist/hyper2web-*.whl.
+dist: $(STAMP)
+	$(BIN)/pip wheel --no-deps --wheel-dir dist .
 
 format: $(STAMP)
 	$(BIN)/ruff format hyper2web hyper2web_cli tests

@@ -55,20 +55,18 @@ def _import_with_shim():
         def wrap_socket(*args, **kwargs):  # pragma: no cover - never called
             raise AttributeError("ssl.wrap_socket was removed in Python 3.12")
 
-        ssl.wrap_socket = wrap_socket  # type: ignore[attr-defined]
+        ssl.wrap_socket = wrap_socket  # type: ignore[attr-defined,unused-ignore]
     try:
         import curio as module
     finally:
         if added_wrap_socket:
-            del ssl.wrap_socket  # type: ignore[attr-defined]
+            del ssl.wrap_socket  # type: ignore[attr-defined,unused-ignore]
     return module
 
 
 if _needs_shim():
     curio = _import_with_shim()
 else:
-    import curio
+    import curio  # type: ignore[no-redef]
 
-from curio import socket as curio_socket  # noqa: E402
-
-__all__ = ["curio", "curio_socket"]
+__all__ = ["curio"]

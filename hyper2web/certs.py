@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,24 +23,36 @@ if TYPE_CHECKING:
 
 CERT_NAME = "localhost.crt.pem"
 KEY_NAME = "localhost.key"
-DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+# Loopback names every local certificate covers; ``*.localhost`` lets ``app.localhost`` work.
+DEFAULT_HOSTS = ("localhost", "*.localhost", "127.0.0.1", "::1")
 # Browsers reject leaf certificates valid for longer than 825 days.
 VALIDITY_DAYS = 825
 
 
-def _san_entry(host: str) -> x509.GeneralName:
+def san_entry(host: str) -> x509.GeneralName:
+    """A subjectAltName entry for ``host``: an IP address, else a DNS name.
+
+    An IPv6 address may come in URL brackets; an international name goes in as its A-label
+    (``xn--...``), the only form a certificate can hold.
+    """
     from cryptography import x509
 
+    host = host.strip("[]")
     try:
-        return x509.IPAddress(ipaddress.ip_address(host.strip("[]")))
+        return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
+        pass
+    try:
         return x509.DNSName(host)
+    except ValueError:
+        return x509.DNSName(host.encode("idna").decode("ascii"))
 
 
 def hosts_with_defaults(hosts: Iterable[str] = ()) -> list[str]:
-    """The default hosts plus ``hosts``, in order, without duplicates or wildcards binds."""
+    """The default hosts plus ``hosts``, in order, without duplicates or wildcard binds."""
     result: list[str] = []
     for host in (*DEFAULT_HOSTS, *hosts):
+        host = host.strip("[]")
         if host and host not in ("0.0.0.0", "::") and host not in result:
             result.append(host)
     return result
@@ -69,7 +82,7 @@ def make_self_signed(hosts: Iterable[str] = (), days: int = VALIDITY_DAYS) -> tu
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(days=min(days, VALIDITY_DAYS)))
-        .add_extension(x509.SubjectAlternativeName([_san_entry(h) for h in names]),
+        .add_extension(x509.SubjectAlternativeName([san_entry(h) for h in names]),
                        critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(
@@ -121,6 +134,54 @@ def certificate_hosts(cert_path: str | os.PathLike[str]) -> list[str]:
         return []
     return [str(v) for v in san.get_values_for_type(x509.DNSName)] + [
         str(v) for v in san.get_values_for_type(x509.IPAddress)]
+
+
+# Why an untrusted certificate matters beyond the click-through warning.
+UNTRUSTED_WHY = ("browsers show a warning for this site, and Chromium will not register its "
+                 "service worker (\"An SSL certificate error occurred when fetching the "
+                 "script\"), so it does not work offline")
+
+
+def self_signed_notice(cert_path: str | os.PathLike[str]) -> str | None:
+    """Why a self-signed certificate (as ``App.up()`` makes) hurts, with the fix; else None.
+
+    No browser trusts a self-signed leaf, so this is said at every start; a certificate
+    signed by a CA (``hyper2web certs``) may be trusted, and gets no notice here.
+    """
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if cert.issuer != cert.subject:
+        return None
+    return (f"{cert_path} is self-signed: {UNTRUSTED_WHY}. For a trusted one, run "
+            "'hyper2web certs' in this folder, then 'hyper2web certs --install' once.")
+
+
+def notice_later(check: Callable[[], str | None], say: Callable[[str], None],
+                 delay: float = 0.25) -> threading.Thread:
+    """Run ``check`` in a daemon thread and pass what it finds to ``say``.
+
+    Trust checks load ``cryptography`` and may run ``certutil``: work the first requests
+    should not wait for. The thread waits ``delay`` seconds first, so the requests that
+    come as soon as the server listens never share the CPU with it; a failing check says
+    nothing rather than stopping the server.
+    """
+    def run() -> None:
+        if delay:
+            threading.Event().wait(delay)
+        try:
+            notice = check()
+        except Exception:
+            return
+        if notice:
+            say(notice)
+
+    thread = threading.Thread(target=run, daemon=True, name="hyper2web-trust-check")
+    thread.start()
+    return thread
 
 
 def pair_problem(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str]

@@ -12,12 +12,12 @@ from collections.abc import Callable
 try:
     import brotli
 except ImportError:  # pragma: no cover - brotli is a dependency; stay usable without it
-    brotli = None
+    brotli = None  # type: ignore[assignment,unused-ignore]
 
 try:
     import zstandard
 except ImportError:  # pragma: no cover - optional
-    zstandard = None
+    zstandard = None  # type: ignore[assignment]
 
 # Below this size compression saves less than the header bytes it costs.
 MIN_SIZE = 1024
@@ -74,8 +74,13 @@ def is_compressed_name(name: str) -> bool:
     return name.lower().endswith(_COMPRESSED_SUFFIXES)
 
 
-def parse_accept_encoding(header: str) -> dict[str, float]:
-    """``'br;q=1.0, gzip;q=0.5, *;q=0'`` -> ``{'br': 1.0, 'gzip': 0.5, '*': 0.0}``."""
+def parse_qvalues(header: str) -> dict[str, float]:
+    """An Accept-style header -> each named item and its q-value, names lowercased.
+
+    ``'br;q=1.0, gzip;q=0.5, *;q=0'`` -> ``{'br': 1.0, 'gzip': 0.5, '*': 0.0}``; a q-value
+    that is not a number counts as 0 (refused), and values are kept within 0..1 (RFC 9110
+    section 12.4.2). Used for ``accept-encoding`` and ``accept`` alike.
+    """
     result: dict[str, float] = {}
     for item in header.split(","):
         name, _, params = item.strip().partition(";")
@@ -102,7 +107,7 @@ def choose_coding(header: str | None, offered: tuple[str, ...] = PREFERENCE) -> 
     """
     if not header:
         return None
-    accepted = parse_accept_encoding(header)
+    accepted = parse_qvalues(header)
     star = accepted.get("*")
     best, best_q = None, 0.0
     for name in offered:

@@ -44,7 +44,10 @@ class CertificateError(ServerError):
 
 
 class DifferentStreamIdException(Hyper2WebError):
-    """Kept from the original API; raised when data of one stream is given to another."""
+    """Kept from the original API so code that imports it still runs; never raised.
+
+    Each HTTP/2 stream gets its own ``Request`` here, so data cannot reach the wrong one.
+    """
 
 
 class RouteNotRegisteredException(Hyper2WebError):

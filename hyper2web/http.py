@@ -20,6 +20,9 @@ from .mime import content_type_for
 
 log = logging.getLogger("hyper2web")
 
+# Every URL path under this prefix belongs to the server (live reload), never to the site.
+RESERVED_PREFIX = "/__hyper2web__/"
+
 # Files up to this size are read in one call on the event loop: a local read of this size
 # costs less than a thread hop. Bigger files stream in chunks read in a worker thread.
 SMALL_FILE = 256 * 1024

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ._curio import curio
-from .http import Request, Response
+from .http import RESERVED_PREFIX, Request, Response
 
 log = logging.getLogger("hyper2web.reload")
 
-PREFIX = "/__hyper2web__/"
-EVENTS_PATH = PREFIX + "events"
-CLIENT_PATH = PREFIX + "client.js"
+EVENTS_PATH = RESERVED_PREFIX + "events"
+CLIENT_PATH = RESERVED_PREFIX + "client.js"
 SCRIPT_TAG = b'<script src="/__hyper2web__/client.js" defer></script>'
 HEARTBEAT_SECONDS = 15.0
 _CLIENT_JS = (Path(__file__).parent / "assets" / "client.js").read_bytes()

@@ -15,6 +15,7 @@ compression.
 from __future__ import annotations
 
 import html
+import http
 import logging
 import os
 import stat
@@ -26,14 +27,13 @@ from urllib.parse import quote, unquote
 
 from . import encoding
 from .files import FileCache, FileEntry, not_modified, open_file
-from .http import Request, Response
+from .http import RESERVED_PREFIX, Request, Response
 from .listing import render_listing
 from .ranges import Multipart, Unsatisfiable, content_range, if_range_matches, parse_range
 
 log = logging.getLogger("hyper2web")
 
 _ASSETS = Path(__file__).parent / "assets"
-RESERVED_PREFIX = "/__hyper2web__/"
 # Private keys by their usual names are never served.
 PRIVATE_SUFFIXES = (".key", "-key.pem", ".p12", ".pfx")
 SERVICE_WORKER_NAMES = frozenset({"sw.js", "service-worker.js", "serviceworker.js"})
@@ -112,8 +112,8 @@ class StaticFiles:
             # The index is resolved too: an index.html that is a symlink leading out of the
             # root is no index.
             index_joined = os.path.join(real, self.default_file)
-            index = os.path.realpath(index_joined)
-            has_index = self._inside(index) and os.path.isfile(index)
+            index_real = os.path.realpath(index_joined)
+            has_index = self._inside(index_real) and os.path.isfile(index_real)
             if not has_index and not self.listing:
                 return Lookup(404)
             if not decoded.endswith("/"):
@@ -122,7 +122,8 @@ class StaticFiles:
                 clean = "/" + "/".join(segments) + "/" if segments else "/"
                 return Lookup(301, location=quote(clean, safe="/:@!$&'()*+,;=-._~"))
             if has_index:
-                return Lookup(200, index, direct=index == index_joined and real == joined)
+                return Lookup(200, index_real,
+                              direct=index_real == index_joined and real == joined)
             return Lookup(200, real, listing=True)
         if os.path.isfile(real):
             # ``/style.css/`` names a folder that does not exist; serving the file there
@@ -216,12 +217,14 @@ class StaticFiles:
         elif found.status == 404:
             if self.spa and self._is_page_request(request):
                 index = os.path.realpath(os.path.join(self.root, self.default_file))
+                index_st: os.stat_result | None
                 try:
-                    st = os.stat(index) if self._inside(index) else None
+                    index_st = os.stat(index) if self._inside(index) else None
                 except OSError:
-                    st = None
-                if st is not None and stat.S_ISREG(st.st_mode):
-                    await self._send_entry(request, response, self.cache.get(index, st))
+                    index_st = None
+                if index_st is not None and stat.S_ISREG(index_st.st_mode):
+                    await self._send_entry(request, response,
+                                           self.cache.get(index, index_st))
                     return
             await self.send_not_found(response)
         else:
@@ -360,34 +363,19 @@ class StaticFiles:
 
 def prefers_html(accept: str) -> bool:
     """True when ``accept`` names ``text/html`` with a q-value no lower than any other type."""
-    html_q = None
-    best_other = 0.0
-    for item in accept.split(","):
-        media, _, params = item.strip().partition(";")
-        media = media.strip().lower()
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if media == "text/html":
-            html_q = q
-        elif media not in ("*/*", "text/*", "application/xhtml+xml"):
-            best_other = max(best_other, q)
-    return html_q is not None and html_q > 0 and html_q >= best_other
-
-
-_REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Content Too Large", 416: "Range Not Satisfiable",
-            500: "Internal Server Error"}
+    accepted = encoding.parse_qvalues(accept)
+    html_q = accepted.get("text/html")
+    others = [q for media, q in accepted.items()
+              if media not in ("text/html", "*/*", "text/*", "application/xhtml+xml")]
+    return html_q is not None and html_q > 0 and html_q >= max(others, default=0.0)
 
 
 async def send_error_page(response: Response, status: int, detail: str = "") -> None:
     """A short HTML page for an error status."""
-    reason = _REASONS.get(status, "Error")
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:  # a status with no registered name
+        reason = "Error"
     text = f"{status} {reason}"
     extra = f"<p>{html.escape(detail)}</p>" if detail else ""
     body = (f"<!doctype html><meta charset=utf-8><title>{text}</title>"

@@ -97,7 +97,7 @@ class WorkerPool:
         self.pids[pid] = index
         log.debug("worker %d started (pid %d)", index, pid)
 
-    def _worker(self, index: int, parent: int, mask: set[signal.Signals]) -> int:
+    def _worker(self, index: int, parent: int, mask: set[int | signal.Signals]) -> int:
         code = 0
         try:
             # The parent's handlers would only set its flag in this copy. The worker's server
@@ -107,7 +107,7 @@ class WorkerPool:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(self._ready_r)
             _stop_when_orphaned(parent)
-            self.main(index, lambda: os.write(self._ready_w, b"x"))
+            self.main(index, self._say_listening)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except KeyboardInterrupt:
@@ -123,6 +123,10 @@ class WorkerPool:
             except (OSError, ValueError):
                 pass
         return code
+
+    def _say_listening(self) -> None:
+        """In a worker: tell the parent that this worker's socket listens."""
+        os.write(self._ready_w, b"x")
 
     def _wait_until_listening(self) -> bool:
         """True once every worker said it listens; False if one died first or time ran out."""

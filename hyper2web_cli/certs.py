@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hyper2web.certs import CERT_NAME, KEY_NAME, write_private
+from hyper2web.certs import CERT_NAME, KEY_NAME, hosts_with_defaults, san_entry, write_private
 
 from .terminal import network_addresses
 
@@ -73,7 +73,7 @@ class Authority:
     def name(self) -> str:
         from cryptography.x509.oid import NameOID
 
-        return self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        return str(self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
 
 def load_authority() -> Authority | None:
@@ -140,29 +140,7 @@ def _create_authority() -> Authority:
 
 def default_hosts(extra: tuple[str, ...] | list[str] = ()) -> list[str]:
     """Names a development server is reached by: loopback, this machine, its LAN addresses."""
-    names = ["localhost", "*.localhost", "127.0.0.1", "::1"]
-    hostname = socket.gethostname()
-    if hostname and hostname != "localhost":
-        names.append(hostname)
-    names.extend(network_addresses())
-    for host in extra:
-        host = host.strip("[]")
-        if host and host not in ("0.0.0.0", "::") and host not in names:
-            names.append(host)
-    return list(dict.fromkeys(names))
-
-
-def _san(host: str) -> x509.GeneralName:
-    from cryptography import x509
-
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    try:
-        return x509.DNSName(host)
-    except ValueError:  # an international name goes in as its A-label (xn--...)
-        return x509.DNSName(host.encode("idna").decode("ascii"))
+    return hosts_with_defaults([socket.gethostname(), *network_addresses(), *extra])
 
 
 def issue(out_dir: Path, hosts: list[str]) -> tuple[Path, Path, Authority]:
@@ -186,7 +164,7 @@ def issue(out_dir: Path, hosts: list[str]) -> tuple[Path, Path, Authority]:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start).not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([san_entry(h) for h in hosts]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=False,

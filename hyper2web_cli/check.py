@@ -313,6 +313,7 @@ class SiteCheck:
             else:
                 self.ok(f"start_url {start!r} is a page of the site")
         scope = data.get("scope")
+        scope_path: str | None
         if scope is None:
             scope_path = _folder(_url_path(manifest_url) or "/")
             shown = f"{scope_path} (the manifest's folder; no scope given)"
@@ -393,8 +394,8 @@ class SiteCheck:
 
     def _page_scripts(self, page: _PageParser) -> Iterable[tuple[str, str]]:
         """(where, text) of the page's inline scripts and the local scripts it loads."""
-        for number, text in enumerate(page.inline, 1):
-            yield f"{PAGE} (inline script {number})", text
+        for number, inline in enumerate(page.inline, 1):
+            yield f"{PAGE} (inline script {number})", inline
         queue = [urljoin(_ORIGIN + "/", src) for src in page.scripts]
         seen: set[str] = set()
         while queue and len(seen) < _MAX_SCRIPTS:
@@ -521,9 +522,8 @@ class SiteCheck:
 
 def trusted_in(ca: local_ca.Authority) -> list[str]:
     """The names of the trust stores that trust ``ca``."""
-    nickname = f"{ca.name} {ca.fingerprint[:8]}"
-    return [store.name for store in trust.stores()  # type: ignore[attr-defined]
-            if store.has(nickname)]  # type: ignore[attr-defined]
+    name = trust.nickname(ca)
+    return [store.name for store in trust.stores() if store.has(name)]
 
 
 def check_site(root: Path, *, certificates: bool = True) -> Report:

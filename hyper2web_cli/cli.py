@@ -31,7 +31,8 @@ from hyper2web.workers import WorkerPool
 
 from . import certs as local_ca
 from . import trust
-from .config import apply_config
+from .config import ConfigCommand, config_used
+from .notices import check_trust
 from .routes import RoutesError, find_routes, load_routes
 from .scaffold import TEMPLATE_NAMES, ScaffoldError, create_project
 from .terminal import AccessLog, network_addresses, qr_lines
@@ -137,7 +138,8 @@ def _parse_headers(ctx: click.Context, param: click.Parameter,
     return result
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(cls=ConfigCommand, context_settings=CONTEXT,
+              short_help="Serve a folder over HTTPS, with live reload.")
 @click.argument("root", default="./public", type=click.Path(path_type=Path))
 @click.option("--host", default="localhost", show_default=True,
               help="Address to listen on; 0.0.0.0 makes the site reachable from your network.")
@@ -187,7 +189,7 @@ def serve(ctx: click.Context, **values: Any) -> None:
 
     Every option can also be set in hyper2web.toml beside ROOT; options typed here win.
     """
-    config_file = apply_config(ctx, values)
+    config_file = config_used(ctx)
     opt = SimpleNamespace(**values)
     root: Path = opt.root
     if not root.exists():
@@ -215,6 +217,7 @@ def serve(ctx: click.Context, **values: Any) -> None:
 
     def banner(_: object = None) -> None:
         _print_banner(app, root, routes_path, certfile, config_file, opt.workers)
+        check_trust(certfile, click.echo)
         if opt.open_browser:
             import webbrowser  # only for --open: it costs start-up time
 
@@ -302,7 +305,7 @@ def _print_banner(app: App, root: Path, routes_path: Path | None, certfile: Path
     click.echo("\n  Ctrl+C to stop\n")
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(context_settings=CONTEXT, short_help="Make and trust local HTTPS certificates.")
 @click.option("--out", "out_dir", default=".", show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write localhost.crt.pem and localhost.key into.")
@@ -338,6 +341,7 @@ def certs(out_dir: Path, hosts: tuple[str, ...], install: bool, uninstall: bool,
         _certs_trust(install)
         return
     ca, created = _authority()
+    existing = [path for path in (out_dir / CERT_NAME, out_dir / KEY_NAME) if path.exists()]
     try:
         cert, key, ca = local_ca.issue(out_dir, local_ca.default_hosts(list(hosts)))
     except OSError as exc:
@@ -347,17 +351,15 @@ def certs(out_dir: Path, hosts: tuple[str, ...], install: bool, uninstall: bool,
     assert info is not None
     if created:
         click.echo(f"created a local certificate authority: {ca.path}")
+    if existing:
+        click.echo(f"replaced the existing pair: {cert.absolute()} and {key.absolute()}")
     click.echo(f"certificate: {cert}")
     click.echo(f"key:         {key} (readable by you only)")
     click.echo(f"valid for:   {', '.join(info.hosts)}")
     click.echo(f"expires:     {info.not_after:%Y-%m-%d}")
     click.echo(f"signed by:   {ca.name} ({ca.path})")
-    if not any(store.has(_nickname(ca)) for store in trust.stores()):
+    if not any(store.has(trust.nickname(ca)) for store in trust.stores()):
         click.echo("\nBrowsers do not trust it yet: run 'hyper2web certs --install' once.")
-
-
-def _nickname(ca: local_ca.Authority) -> str:
-    return f"{ca.name} {ca.fingerprint[:8]}"
 
 
 def _authority() -> tuple[local_ca.Authority, bool]:
@@ -377,7 +379,7 @@ def _certs_trust(install: bool) -> None:
         return
     if created:
         click.echo(f"created a local certificate authority: {ca.path}")
-    nickname = _nickname(ca)
+    nickname = trust.nickname(ca)
     done = 0
     for store in trust.stores():
         result = store.install(ca.path, nickname) if install else store.uninstall(nickname)
@@ -403,7 +405,7 @@ def _certs_status(out_dir: Path) -> None:
         click.echo(f"Local CA: {ca.name}")
         click.echo(f"  file:     {ca.path}")
         click.echo(f"  expires:  {ca.cert.not_valid_after_utc:%Y-%m-%d}")
-        nickname = _nickname(ca)
+        nickname = trust.nickname(ca)
         for store in trust.stores():
             if isinstance(store, trust.NSSStore) and shutil.which("certutil") is None:
                 click.echo(f"  {'unknown':<12} {store.name}: certutil not found, "
@@ -427,7 +429,7 @@ def _certs_status(out_dir: Path) -> None:
         click.echo(f"  expires:  {info.not_after:%Y-%m-%d} ({issuer})")
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(context_settings=CONTEXT, short_help="Create a new project: a PWA and routes.py.")
 @click.argument("name", type=click.Path(path_type=Path))
 @click.option("--template", "-t", type=click.Choice(TEMPLATE_NAMES), default="default",
               show_default=True,
@@ -455,7 +457,8 @@ def init(name: Path, template: str) -> None:
         click.echo("  hyper2web check             # is it an installable PWA?")
 
 
-@main.command(context_settings=CONTEXT)
+@main.command(context_settings=CONTEXT,
+              short_help="Check that a folder is an installable PWA.")
 @click.argument("root", default="./public", type=click.Path(path_type=Path))
 @click.option("--no-certs", is_flag=True,
               help="Skip the certificate checks (e.g. in CI, where no CA is installed).")

@@ -45,29 +45,62 @@ def load_config(root: Path) -> tuple[Path | None, dict[str, Any]]:
     return path, {key.replace("-", "_"): value for key, value in section.items()}
 
 
-def apply_config(ctx: click.Context, values: dict[str, Any]) -> Path | None:
-    """Fill every option the user did not type from ``hyper2web.toml``; returns its path."""
-    path, settings = load_config(Path(values["root"]))
-    if not settings:
-        return path
-    params = {p.name: p for p in ctx.command.params if p.name}
-    aliases = {"headers": "header", "ignores": "ignore", "routes_file": "routes"}
-    by_key = {aliases.get(name, name): name for name in params}
-    for key, value in settings.items():
-        name = by_key.get(key)
-        if name is None or name == "root":
-            known = ", ".join(sorted(k for k in by_key if k != "root"))
-            raise click.ClickException(f"{path}: unknown setting {key!r} (known: {known})")
-        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
-            continue
-        param = params[name]
-        if param.multiple and not isinstance(value, list):
-            value = [value]
+# Settings named as the option, where the parameter's own name differs.
+_ALIASES = {"headers": "header", "ignores": "ignore", "routes_file": "routes",
+            "open_browser": "open"}
+
+
+class ConfigCommand(click.Command):
+    """A command whose option defaults come from ``hyper2web.toml`` beside its ROOT.
+
+    The file is read before the options are parsed and handed to click as the context's
+    ``default_map``, so click converts and checks its values like typed ones and a value typed
+    on the command line wins. Which file is used depends on ROOT, so ROOT is picked out of the
+    arguments first.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        path, settings = load_config(Path(self._root(ctx, args)))
+        ctx.meta[CONFIG_NAME] = path
+        if settings:
+            ctx.default_map = {**(ctx.default_map or {}), **self._defaults(path, settings)}
         try:
-            converted = param.type_cast_value(ctx, value)
-            if param.callback is not None:
-                converted = param.callback(ctx, param, converted)
+            return super().parse_args(ctx, args)
         except click.BadParameter as exc:
-            raise click.ClickException(f"{path}: {key}: {exc.message}") from None
-        values[name] = converted
-    return path
+            name = exc.param.name if exc.param is not None else None
+            if name is None or ctx.get_parameter_source(name) is not \
+                    click.core.ParameterSource.DEFAULT_MAP:
+                raise
+            raise click.ClickException(f"{path}: {_ALIASES.get(name, name)}: "
+                                       f"{exc.message}") from None
+
+    def _root(self, ctx: click.Context, args: list[str]) -> str:
+        """ROOT as typed, or its default; a usage error is left for the real parse."""
+        default = next(p.default for p in self.params if p.name == "root")
+        try:
+            opts, _, _ = self.make_parser(ctx).parse_args(list(args))
+        except click.UsageError:
+            return str(default)
+        root = opts.get("root")
+        return root if isinstance(root, str) else str(default)
+
+    def _defaults(self, path: Path | None, settings: dict[str, Any]) -> dict[str, Any]:
+        """Settings keyed by parameter name; an unknown key is an error naming the file."""
+        params = {_ALIASES.get(p.name, p.name): p for p in self.params
+                  if p.name and p.name != "root"}
+        defaults = {}
+        for key, value in settings.items():
+            param = params.get(key)
+            if param is None or param.name is None:
+                known = ", ".join(sorted(params))
+                raise click.ClickException(f"{path}: unknown setting {key!r} (known: {known})")
+            if param.multiple and not isinstance(value, list):
+                value = [value]  # ``header = "X-A: 1"`` is a list of one
+            defaults[param.name] = value
+        return defaults
+
+
+def config_used(ctx: click.Context) -> Path | None:
+    """The ``hyper2web.toml`` that gave this command its defaults, if one did."""
+    path = ctx.meta.get(CONFIG_NAME)
+    return path if isinstance(path, Path) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import sys
@@ -9,6 +10,7 @@ import threading
 import time
 from typing import TextIO
 
+from hyper2web.app import access_line
 from hyper2web.listing import human_size
 
 _STATUS_COLORS = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
@@ -48,27 +50,16 @@ def _interface_addresses() -> list[str]:
 
 
 def qr_lines(text: str) -> list[str]:
-    """A QR code of ``text`` drawn with half-block characters (two rows per line)."""
-    try:
-        import segno
-    except ImportError:  # pragma: no cover - segno is a dependency
-        return []
-    matrix = [list(row) for row in segno.make(text, error="l", micro=False).matrix]
-    # Light modules are drawn, dark ones left blank (terminals are dark), with a quiet zone
-    # of two modules around the code so phone cameras find it.
-    quiet = 2
-    width = len(matrix[0]) + 2 * quiet
-    rows = [[0] * width] * quiet + [[0] * quiet + row + [0] * quiet for row in matrix] \
-        + [[0] * width] * quiet
-    if len(rows) % 2:
-        rows.append([0] * width)
-    lines = []
-    for top, bottom in zip(rows[::2], rows[1::2], strict=True):
-        chars = []
-        for a, b in zip(top, bottom, strict=True):
-            chars.append({(0, 0): "█", (1, 0): "▄", (0, 1): "▀", (1, 1): " "}[(a, b)])
-        lines.append("".join(chars))
-    return lines
+    """A QR code of ``text`` in half-block characters, two rows of modules per line.
+
+    segno draws light modules and leaves dark ones blank, which reads right on the dark
+    background of most terminals; a quiet zone of two modules is enough for phone cameras.
+    """
+    import segno  # only a banner on a wildcard address draws one
+
+    out = io.StringIO()
+    segno.make(text, error="l", micro=False).terminal(out=out, border=2, compact=True)
+    return out.getvalue().splitlines()
 
 
 _ANSI = {"green": "32", "cyan": "36", "yellow": "33", "red": "31", "white": "37"}
@@ -102,7 +93,7 @@ class AccessLog:
             line = (f"\x1b[1m{method:<6}\x1b[0m {path} \x1b[{code}m{status}\x1b[0m "
                     f"\x1b[2m{human_size(size)} {ms:.1f} ms\x1b[0m\n")
         else:
-            line = f"{method:<6} {path} {status} {human_size(size)} {ms:.1f} ms\n"
+            line = access_line(method, path, status, size, ms) + "\n"
         with self._lock:
             first = not self._lines
             self._lines.append(line)

@@ -19,8 +19,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from .certs import load_authority
+from .certs import Authority, load_authority
 
 NSS_HINT = "install certutil (Debian/Ubuntu: sudo apt install libnss3-tools) and run again"
 # ``sudo hyper2web ...`` would run with root's HOME, so with root's CA, not the user's one:
@@ -34,6 +35,24 @@ class Result:
     message: str = ""
 
 
+class Store(Protocol):
+    """What every trust store can do."""
+
+    @property
+    def name(self) -> str: ...
+
+    def install(self, ca_path: Path, nickname: str) -> Result: ...
+
+    def uninstall(self, nickname: str) -> Result: ...
+
+    def has(self, nickname: str) -> bool: ...
+
+
+def nickname(ca: Authority) -> str:
+    """The CA's name in the stores: its name and fingerprint, so a new CA is told apart."""
+    return f"{ca.name} {ca.fingerprint[:8]}"
+
+
 def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=60,
                           check=False, **kwargs)  # type: ignore[call-overload]
@@ -42,10 +61,9 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 class NSSStore:
     """One NSS certificate database (a Chromium or Firefox profile)."""
 
-    def __init__(self, label: str, folder: Path, create: bool = False) -> None:
+    def __init__(self, label: str, folder: Path) -> None:
         self.label = label
         self.folder = folder
-        self.create = create
 
     @property
     def name(self) -> str:
@@ -193,17 +211,17 @@ class WindowsStore:
             ["certutil", "-user", "-verifystore", "Root", sha1]).returncode == 0
 
 
-def stores() -> list[object]:
+def stores() -> list[Store]:
     """The trust stores this machine has."""
     if sys.platform == "darwin":
         return [MacStore()]
     if sys.platform == "win32":
         return [WindowsStore()]
     home = Path.home()
-    found: list[object] = [NSSStore("Chromium/Chrome", home / ".pki" / "nssdb", create=True)]
+    found: list[Store] = [NSSStore("Chromium/Chrome", home / ".pki" / "nssdb")]
     snap_chromium = home / "snap" / "chromium" / "current"
     if snap_chromium.is_dir():
-        found.append(NSSStore("Chromium (snap)", snap_chromium / ".pki" / "nssdb", create=True))
+        found.append(NSSStore("Chromium (snap)", snap_chromium / ".pki" / "nssdb"))
     for base in (home / ".mozilla" / "firefox",
                  home / "snap" / "firefox" / "common" / ".mozilla" / "firefox"):
         if base.is_dir():

@@ -80,7 +80,7 @@
     box.id = OVERLAY_ID;
     box.setAttribute("role", "alert");
     box.style.cssText =
-      "position:fixed;inset:0;z-index:2147483647;background:rgba(17,17,17,.92);color:#fff;" +
+      "position:fixed;inset:0;z-index:2147483647;background:#111;color:#fff;" +
       "font:14px/1.5 ui-monospace,monospace;padding:2rem;overflow:auto;white-space:pre-wrap";
     const title = document.createElement("div");
     title.style.cssText = "color:#ff6b6b;font-weight:bold;font-size:16px;margin-bottom:1rem";

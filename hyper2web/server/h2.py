@@ -24,7 +24,7 @@ import logging
 import time
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +92,7 @@ class StreamChannel:
         self._conn = conn
         self._state = state
 
-    async def send_head(self, status: int, headers: list[tuple[str, str]],
+    async def send_head(self, status: int, headers: Sequence[tuple[str, str]],
                         end_stream: bool) -> None:
         conn = self._conn
         self._check_open()
@@ -105,7 +105,8 @@ class StreamChannel:
         if not conn.inline:
             await conn.wake_writer()
 
-    async def send_informational(self, status: int, headers: list[tuple[str, str]]) -> None:
+    async def send_informational(self, status: int,
+                                 headers: Sequence[tuple[str, str]]) -> None:
         """A 1xx HEADERS frame (e.g. 103 Early Hints); the final response follows."""
         await self.send_head(status, headers, False)
 
@@ -424,9 +425,9 @@ class H2Connection:
 
     async def _on_window(self, stream_id: int) -> None:
         if stream_id == 0:
-            for state in list(self.streams.values()):
-                if state.window_event is not None:
-                    await state.window_event.set()
+            for each in list(self.streams.values()):
+                if each.window_event is not None:
+                    await each.window_event.set()
             return
         state = self.streams.get(stream_id)
         if state is not None and state.window_event is not None:

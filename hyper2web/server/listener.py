@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from .._curio import curio
 from ..exceptions import PortInUse, ServerError
@@ -89,8 +89,9 @@ class Server:
             raise ServerError(f"cannot resolve host {self.host!r}: {exc.strerror}") from None
         addresses: list[tuple[int, str]] = []
         for family, _, _, _, sockaddr in infos:
-            if (family, sockaddr[0]) not in addresses:
-                addresses.append((family, sockaddr[0]))
+            host = cast(str, sockaddr[0])  # an IPv4 or IPv6 address: a str
+            if (family, host) not in addresses:
+                addresses.append((family, host))
         for _ in range(BIND_ATTEMPTS if self.port == 0 else 1):
             if self._bind_all(addresses):
                 break
@@ -189,7 +190,7 @@ class Server:
     def _install_signal_handlers(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
             return {}
-        previous = {}
+        previous: dict[int, Any] = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda *_: self.request_shutdown())
         return previous

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, cast
 
 import h2.connection
 import h2.settings
@@ -60,17 +60,18 @@ class TunedH2Connection(h2.connection.H2Connection):
         for frame in frames:
             kind = type(frame)
             if kind is DataFrame or kind is HeadersFrame:
-                flags = frame.flags._flags  # type: ignore[attr-defined]
-                if not frame.pad_length and "PADDED" not in flags \
-                        and "PRIORITY" not in flags:  # type: ignore[attr-defined]
-                    body = frame.data  # type: ignore[attr-defined]
+                plain = cast("DataFrame | HeadersFrame", frame)  # what ``kind`` just checked
+                flags = plain.flags._flags
+                if not plain.pad_length and "PADDED" not in flags \
+                        and "PRIORITY" not in flags:
+                    body = plain.data
                     if type(body) is memoryview:
                         body = body.tobytes()
-                    frame.body_len = len(body)
+                    plain.body_len = len(body)
                     bits = _END_STREAM if "END_STREAM" in flags else 0
                     if "END_HEADERS" in flags:
                         bits |= _END_HEADERS
-                    _write_frame(buffer, frame.type, bits, frame.stream_id, body)
+                    _write_frame(buffer, plain.type, bits, plain.stream_id, body)
                     continue
             buffer += frame.serialize()
 
@@ -174,7 +175,7 @@ def _same(a: tuple[int, Any, int], b: tuple[int, Any, int]) -> bool:
     return a[0] == b[0] and a[1] is b[1] and a[2] == b[2]
 
 
-class _Values(list):  # type: ignore[type-arg]
+class _Values(list[Any]):
     """The values of one setting (current first, then pending), as h2's deque offers them."""
 
     __slots__ = ()

@@ -183,7 +183,7 @@ function gameOver() {
   setState("over");
   game.overAt = performance.now();
   game.left = game.right = false;
-  message.textContent = `Game over: ${game.score} points.`;
+  message.textContent = `Game over: ${game.score} ${game.score === 1 ? "point" : "points"}.`;
   saveRecord({ name: playerName(), level: game.level, score: game.score });
 }
 
@@ -264,20 +264,21 @@ async function sendPending() {
 async function showTop10() {
   const level = game.level;
   let items;
+  let note = null; // a message in place of the list: not a numbered entry
   try {
     const response = await fetch(`/top10/${level}`);
     if (!response.ok) throw new Error(response.statusText);
     const records = await response.json();
-    items = records.length
-      ? records.map((r) => `${r.name}: ${r.score}`)
-      : ["No records yet: be the first."];
+    items = records.map((r) => `${r.name}: ${r.score}`);
+    if (!items.length) note = "No records yet: be the first.";
   } catch {
-    items = ["The top 10 is not available offline."];
+    note = "The top 10 is not available offline.";
   }
   if (level !== game.level) return; // the level changed while this was loading
-  topList.replaceChildren(...items.map((text) => {
+  topList.replaceChildren(...(note ? [note] : items).map((text) => {
     const item = document.createElement("li");
     item.textContent = text;
+    if (note) item.className = "note";
     return item;
   }));
 }

@@ -114,6 +114,9 @@ def test_the_game_in_chromium(cli_server: Callable[..., Any], trusted_env: dict[
     top10 = page.locator("#top10 li")
     page.wait_for_function("document.querySelector('#top10 li').textContent"
                            ".startsWith('No records yet')")
+    # A note, not the first entry of a numbered list.
+    assert top10.count() == 1
+    assert top10.first.evaluate("e => getComputedStyle(e).listStyleType") == "none"
     # The level selector: level 3 (Hard), with the keyboard.
     board = page.locator("#board")
     board.focus()
@@ -146,6 +149,9 @@ def test_the_game_in_chromium(cli_server: Callable[..., Any], trusted_env: dict[
     page.wait_for_function("document.querySelector('#top10 li').textContent"
                            ".startsWith('Tester')")
     assert top10.first.inner_text() == f"Tester: {score}"
+    assert top10.first.evaluate("e => getComputedStyle(e).listStyleType") == "decimal"
+    unit = "point" if score == 1 else "points"
+    assert f"Game over: {score} {unit}." in page.locator("#message").inner_text()
     page.wait_for_function("document.getElementById('message').textContent"
                            ".includes('Number 1 of level 3')")
     saved = json.loads(records.read_text())

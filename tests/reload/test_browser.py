@@ -149,6 +149,9 @@ def test_error_overlay_for_broken_routes(serve: Serve, events: Events, project: 
     box = overlay.bounding_box()
     size = page.viewport_size
     assert box is not None and box["width"] >= size["width"] and box["height"] >= size["height"]
+    # Opaque: the page's own heading does not show through the overlay's title.
+    background = overlay.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert background == "rgb(17, 17, 17)", background
 
     # A tab opened while routes.py is broken shows the error at once.
     late = browser.new_page()

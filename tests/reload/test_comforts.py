@@ -69,10 +69,10 @@ def test_qr_lines_shape(text: str) -> None:
     assert len(lines) == (modules + 4 + 1) // 2
     assert all(len(line) == width for line in lines)
     assert set("".join(lines)) <= QR_CHARS
-    # The quiet zone is light (drawn), all round.
+    # The quiet zone is light (drawn), all round; the last line holds its last row alone.
     assert lines[0] == "█" * width
-    assert lines[-1] == "█" * width
-    assert all(line[:2] == "██" and line[-2:] == "██" for line in lines)
+    assert lines[-1] == "▀" * width
+    assert all(line[:2] == "██" and line[-2:] == "██" for line in lines[:-1])
     # Rows 2 and 3 hold the top of the finder patterns: a dark row of 7 over a dark-light-dark.
     assert lines[1][2:9] == " " + "▄" * 5 + " "
     assert lines[1][-9:-2] == " " + "▄" * 5 + " "
