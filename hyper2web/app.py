@@ -66,6 +66,7 @@ class App:
         certfile: str | os.PathLike[str] = CERT_NAME,
         keyfile: str | os.PathLike[str] = KEY_NAME,
         max_body_size: int = 64 * 1024 * 1024,
+        max_buffered_bodies: int = 256 * 1024 * 1024,
         spa: bool = False,
         listing: bool = True,
         early_hints: bool = False,
@@ -85,6 +86,8 @@ class App:
         self.certfile = os.fspath(certfile)
         self.keyfile = os.fspath(keyfile)
         self.max_body_size = max_body_size
+        # Request body bytes all connections of a process may buffer together.
+        self.max_buffered_bodies = max_buffered_bodies
         self.spa = spa
         self.listing = listing
         self.early_hints = early_hints
@@ -269,7 +272,8 @@ class App:
             raise ServerError(f"folder not found: {self.root}")
         self.static = self._static_files() if self.auto_serve_static_file else None
         ssl_context = make_ssl_context(self.certfile, self.keyfile)
-        config = ConnectionConfig(max_body_size=self.max_body_size)
+        config = ConnectionConfig(max_body_size=self.max_body_size,
+                                  max_buffered_bodies=self.max_buffered_bodies)
         background = [self.live_reload.pump] if self.live_reload is not None else []
         self.server = Server(self.handle, ssl_context, self.address, self.port, config=config,
                              background=background, reuse_port=workers > 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import os
 import time
+from collections.abc import Callable
 from urllib.parse import quote
 
 
@@ -18,16 +19,22 @@ def human_size(num: int) -> str:
     return f"{num} B"  # pragma: no cover
 
 
-def render_listing(url_path: str, folder: str) -> bytes:
+def render_listing(url_path: str, folder: str,
+                   inside: Callable[[str], bool] | None = None) -> bytes:
     """The listing page of ``folder`` shown at ``url_path`` (which ends with ``/``).
 
-    Hidden entries (dotfiles) are left out, as they are never served. Folders come first,
-    then files, each alphabetically; names are escaped in text and quoted in links.
+    Hidden entries (dotfiles) are left out, as they are never served; so is a symlink
+    whose target lies outside the root (``inside`` tells), whose size and time would say
+    something about a file that is never served. Folders come first, then files, each
+    alphabetically; names are escaped in text and quoted in links.
     """
     rows: list[tuple[bool, str, int, float]] = []
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith("."):
+                continue
+            if inside is not None and entry.is_symlink() and \
+                    not inside(os.path.realpath(entry.path)):
                 continue
             try:
                 st = entry.stat()

@@ -77,7 +77,8 @@ class StaticFiles:
         self.early_hints = early_hints
         self.sw_allowed = sw_allowed
         self.cache = FileCache(html_filter=html_filter)
-        self._files: dict[str, str] = {}  # URL path -> the file it led to
+        # URL path -> the file it led to, and the folders between the root and that file
+        self._files: dict[str, tuple[str, tuple[str, ...]]] = {}
         # file -> its latest lstat and when that began (``time.monotonic()``); kept per file,
         # not per URL path, so every path to a file uses its newest stat
         self._stats: dict[str, tuple[os.stat_result, float]] = {}
@@ -138,17 +139,20 @@ class StaticFiles:
 
     def _remembered(self, url_path: str,
                     arrived: float | None) -> tuple[str, os.stat_result] | None:
-        """The file a URL path led to before, if it is still a regular file.
+        """The file a URL path led to before, if it is still a regular file inside the root.
 
-        Only paths without symlinks are remembered, and ``lstat`` sees a file replaced by a
-        symlink, so a symlink is always resolved (and checked against the root) anew. An
-        ``lstat`` begun after the request ``arrived`` is as fresh as one taken now, so
-        requests that came in together (a page's assets, a burst on one connection) share
-        one system call, and every request still sees each edit made before it came.
+        Only paths without symlinks are remembered, and each answer re-proves that: the file
+        and every folder between it and the root are ``lstat``ed, so a file or a folder
+        replaced by a symlink (which could lead out of the root) sends the path through
+        ``lookup`` again, where it is resolved and checked anew. An ``lstat`` begun after
+        the request ``arrived`` is as fresh as one taken now, so requests that came in
+        together (a page's assets, a burst on one connection) share those system calls,
+        and every request still sees each change made before it came.
         """
-        real = self._files.get(url_path)
-        if real is None:
+        remembered = self._files.get(url_path)
+        if remembered is None:
             return None
+        real, folders = remembered
         known = self._stats.get(real)
         # Reused only while the cache holds that very version: a newer stat seen by a
         # request on another path to the file must not be undone by an older one.
@@ -156,8 +160,13 @@ class StaticFiles:
                 and self.cache.holds(real, known[0]):
             return real, known[0]
         taken = time.monotonic()
+        st: os.stat_result | None
         try:
             st = os.lstat(real)
+            for folder in folders:
+                if not stat.S_ISDIR(os.lstat(folder).st_mode):  # a symlink now
+                    st = None
+                    break
         except OSError:
             st = None
         if st is None or not stat.S_ISREG(st.st_mode):
@@ -171,7 +180,12 @@ class StaticFiles:
         if len(self._files) >= _MAX_REMEMBERED_PATHS:
             self._files.clear()
             self._stats.clear()
-        self._files[url_path] = real
+        folders: list[str] = []
+        folder = os.path.dirname(real)
+        while folder != self.root and len(folder) > len(self.root):
+            folders.append(folder)
+            folder = os.path.dirname(folder)
+        self._files[url_path] = (real, tuple(reversed(folders)))
 
     # -- answering -------------------------------------------------------------------------
 
@@ -196,7 +210,7 @@ class StaticFiles:
         if found.status == 200 and found.listing:
             response.update_headers((("cache-control", "no-cache"),
                                      ("content-type", "text/html; charset=utf-8")))
-            await response.send(render_listing(unquote(url_path), found.path))
+            await response.send(render_listing(unquote(url_path), found.path, self._inside))
             return
         if found.status == 200:
             try:

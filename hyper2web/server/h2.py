@@ -25,7 +25,7 @@ import time
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import h2.config
@@ -41,6 +41,7 @@ from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
 from .fields import MalformedRequest, check_trailers, request_headers
 from .hpack_fields import FieldEncoder
+from .limits import BodyBudget, RateBudget
 from .tuning import BlockDecoder, CompactSettings, TunedH2Connection
 
 log = logging.getLogger("hyper2web.server")
@@ -54,6 +55,10 @@ READ_SIZE = 65536
 # A connection whose socket always has data yields to other tasks after this many batches.
 YIELD_EVERY = 4
 TASKS_PRUNE = 64  # finished tasks are dropped from a connection's set past this many
+# After an error GOAWAY, what the peer still sends is read and dropped for this long (and
+# up to this many bytes) before the socket closes: see ``_linger``.
+LINGER_SECONDS = 0.1
+LINGER_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -66,6 +71,21 @@ class ConnectionConfig:
     initial_window_size: int = 1024 * 1024
     connection_window_size: int = 16 * 1024 * 1024
     max_header_list_size: int = 64 * 1024
+    # Seconds a new connection has to send its first frame (the preface and SETTINGS).
+    preface_timeout: float = 10.0
+    # Request body bytes buffered across all connections of the process; past it, new
+    # bodies get 503. A laptop survives the default.
+    max_buffered_bodies: int = 256 * 1024 * 1024
+    # Streams the client may reset per second (None: as many as may be open at once);
+    # more is "rapid reset" (CVE-2023-44487) and gets GOAWAY ENHANCE_YOUR_CALM.
+    max_resets_per_second: int | None = None
+    # Frames per second that carry no request forward (PING, SETTINGS, PRIORITY, empty
+    # DATA, WINDOW_UPDATE with nothing to send) before ENHANCE_YOUR_CALM.
+    max_idle_frames_per_second: int = 1000
+    bodies: BodyBudget = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.bodies = BodyBudget(self.max_buffered_bodies)
 
 
 class _StreamState:
@@ -100,7 +120,9 @@ class StreamChannel:
         block.extend(headers)
         try:
             conn.h2.send_headers(self._state.stream_id, block, end_stream=end_stream)
-        except h2.exceptions.StreamClosedError:
+        except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError):
+            # Reset by the peer, and perhaps already forgotten by h2 (then its id is "too
+            # low"): either way nobody is listening.
             raise StreamClosed(f"stream {self._state.stream_id} closed") from None
         if not conn.inline:
             await conn.wake_writer()
@@ -209,6 +231,14 @@ class H2Connection:
         self._jobs: deque[tuple[_StreamState, Coroutine[Any, Any, None]]] | None = None
         self._runner: Any = None
         self._runner_wake: Any = None
+        # Requests whose END_STREAM came in the current batch: started once the whole batch
+        # is read, so one reset in the same batch ("rapid reset") costs no handler run.
+        self._ended: list[_StreamState] = []
+        self._resets = RateBudget(config.max_resets_per_second
+                                  or config.max_concurrent_streams)
+        self._idle_frames = RateBudget(config.max_idle_frames_per_second)
+        self._calm: str | None = None  # why the peer is told ENHANCE_YOUR_CALM
+        self._greeted = False  # the peer's first frames arrived
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -253,12 +283,15 @@ class H2Connection:
                     data = await sock.recv(READ_SIZE)
                 else:
                     # An idle connection (no open stream) is closed after a while, so
-                    # clients that connect and go quiet cannot hold sockets forever.
-                    async with curio.ignore_after(self.config.idle_timeout) as idle:
+                    # clients that connect and go quiet cannot hold sockets forever; one
+                    # that never even sends its preface, sooner.
+                    limit = self.config.idle_timeout if self._greeted else \
+                        self.config.preface_timeout
+                    async with curio.ignore_after(limit) as idle:
                         data = await sock.recv(READ_SIZE)
                     if idle.expired:
-                        log.debug("%s: idle for %g s, closing", self.peer,
-                                  self.config.idle_timeout)
+                        log.debug("%s: %s for %g s, closing", self.peer,
+                                  "idle" if self._greeted else "no preface", limit)
                         await self.send_goaway()
                         return
             except OSError as exc:
@@ -278,9 +311,19 @@ class H2Connection:
                 if conn.state_machine.state is not h2.connection.ConnectionState.CLOSED:
                     conn.close_connection(error_code=exc.error_code)
                 await self.flush()
+                await self._linger()
                 return
+            self._greeted = True
             for event in events:
                 await self._on_event(event)
+                if self._calm is not None:
+                    await self._enhance_your_calm()
+                    return
+            if self._ended:
+                ended, self._ended = self._ended, []
+                for state in ended:
+                    if not state.closed:
+                        await self._dispatch(state)
             if self._oversized_frame_pending():
                 log.info("%s: HTTP/2 frame larger than SETTINGS_MAX_FRAME_SIZE, closing",
                          self.peer)
@@ -318,15 +361,28 @@ class H2Connection:
             # h2 reports the end of a request here, also when it came with the headers.
             state = self.streams.get(event.stream_id)
             if state is not None and not state.refused:
-                await self._dispatch(state)
+                self._ended.append(state)
         elif kind is h2.events.StreamReset:
+            if not self._resets.spend(self._arrived):
+                self._calm = (f"{self._resets.total} streams reset by the client, over "
+                              f"{self._resets.limit} a second (rapid reset)")
             await self._on_reset(event.stream_id)
         elif kind is h2.events.TrailersReceived:
             await self._on_trailers(event)
         elif kind is h2.events.WindowUpdated:
+            if not self.streams:
+                self._idle_frame()  # nothing is being sent: the update is for nothing
             await self._on_window(event.stream_id)
         elif kind is h2.events.RemoteSettingsChanged:
+            self._idle_frame()
             await self._on_window(0)
+        elif kind is h2.events.PingReceived:
+            self._idle_frame()
+        elif kind is h2.events.PriorityUpdated:
+            # Priority carried by a request's HEADERS is part of that request; a PRIORITY
+            # frame for any other stream moves nothing forward.
+            if event.stream_id not in self.streams:
+                self._idle_frame()
         elif kind is h2.events.ConnectionTerminated:
             log.debug("%s: GOAWAY from peer (%s)", self.peer, event.error_code)
             self.closed = True
@@ -369,32 +425,84 @@ class H2Connection:
                 self.h2.acknowledge_received_data(event.flow_controlled_length, sid)
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
                 pass
+        size = len(event.data)
+        if not size:
+            self._idle_frame()  # an empty DATA frame keeps nothing
+            return
         state = self.streams.get(sid)
         if state is None or state.refused:
             return
-        state.size += len(event.data)
+        state.size += size
         # Every DATA frame is acknowledged at once, so flow control never holds a client
-        # back: bound what one connection may have buffered across all its streams too.
+        # back: bound what one connection may have buffered across all its streams too,
+        # and what all connections of the process hold together.
         if state.size > self.config.max_body_size or \
-                self.buffered + len(event.data) > 2 * self.config.max_body_size:
+                self.buffered + size > 2 * self.config.max_body_size:
             await self._refuse_too_large(state)
             return
+        bodies = self.config.bodies
+        if not bodies.fits(size):
+            log.info("%s: request bodies buffered by all connections reached %d bytes; "
+                     "503 for stream %d", self.peer, bodies.limit, sid)
+            await self._refuse_body(state, 503, b"server busy: too many uploads at once\n")
+            return
         state.body.append(event.data)
-        self.buffered += len(event.data)
+        self.buffered += size
+        bodies.used += size
+
+    def _idle_frame(self) -> None:
+        """Count a frame that carries no request forward; past the budget, calm down."""
+        if not self._idle_frames.spend(self._arrived) and self._calm is None:
+            self._calm = (f"over {self._idle_frames.limit} frames a second that carry no "
+                          "request (PING, SETTINGS, PRIORITY, empty DATA, WINDOW_UPDATE)")
+
+    async def _enhance_your_calm(self) -> None:
+        """GOAWAY ENHANCE_YOUR_CALM and close: one log line for the whole connection."""
+        log.info("%s: %s; GOAWAY ENHANCE_YOUR_CALM", self.peer, self._calm)
+        self._ended.clear()
+        if self.h2.state_machine.state is not h2.connection.ConnectionState.CLOSED:
+            self.h2.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        await self.flush()
+        await self._linger()
+
+    async def _linger(self) -> None:
+        """Read and drop what the peer still sends, briefly, before the socket closes.
+
+        Closing a socket that holds unread data makes the kernel answer with a TCP reset,
+        which can destroy the GOAWAY still on its way: the client would never learn why.
+        Bounded in time and bytes, so an attacker cannot hold the connection with it.
+        """
+        if self.lost:
+            return
+        dropped = 0
+        try:
+            async with curio.ignore_after(LINGER_SECONDS):
+                while dropped < LINGER_BYTES:
+                    data = await self.sock.recv(READ_SIZE)
+                    if not data:
+                        return
+                    dropped += len(data)
+        except OSError:
+            pass
 
     async def _refuse_too_large(self, state: _StreamState) -> None:
         """413 before the body is read, then RST_STREAM(NO_ERROR) to stop the upload."""
+        await self._refuse_body(state, 413, b"request body too large\n")
+        log.info("%s: refused a request body over %d bytes", self.peer,
+                 self.config.max_body_size)
+
+    async def _refuse_body(self, state: _StreamState, status: int, body: bytes) -> None:
+        """``status`` before the body is read, then RST_STREAM(NO_ERROR) to stop it."""
         state.refused = True
         self._drop_body(state)
         # Forget the stream: DATA still in flight for it is only acknowledged.
         self.streams.pop(state.stream_id, None)
         sid = state.stream_id
-        body = b"request body too large\n"
         try:
             if self.h2.local_flow_control_window(sid) < len(body):
-                body = b""  # a closed window must not leave the 413 unfinished
+                body = b""  # a closed window must not leave the answer unfinished
             self.h2.send_headers(sid, [
-                (":status", "413"), ("content-type", "text/plain; charset=utf-8"),
+                (":status", str(status)), ("content-type", "text/plain; charset=utf-8"),
                 ("content-length", str(len(body))),
             ], end_stream=not body)
             if body:
@@ -404,12 +512,12 @@ class H2Connection:
         # While the request is still open (the client has more to send), this stops the
         # upload; a request that already ended is closed now and needs no reset.
         self._reset(sid, h2.errors.ErrorCodes.NO_ERROR)
-        log.info("%s: refused a request body over %d bytes", self.peer,
-                 self.config.max_body_size)
 
     def _drop_body(self, state: _StreamState) -> None:
-        """Forget what a stream's request body buffered, in the connection's count too."""
-        self.buffered -= sum(len(chunk) for chunk in state.body)
+        """Forget what a stream's request body buffered, in the budgets' counts too."""
+        size = sum(len(chunk) for chunk in state.body)
+        self.buffered -= size
+        self.config.bodies.used -= size
         state.body = []
 
     async def _on_reset(self, stream_id: int) -> None:
@@ -467,6 +575,7 @@ class H2Connection:
     async def _dispatch(self, state: _StreamState) -> None:
         body = b"".join(state.body) if state.body else b""
         self.buffered -= len(body)
+        self.config.bodies.used -= len(body)
         state.body = []
         stream = Stream(state.stream_id, state.headers, body)
         request = Request(stream, client=self.client, arrived=self._arrived)
@@ -726,6 +835,11 @@ class H2Connection:
 
     async def _close(self) -> None:
         self.closed = True
+        # Bodies never dispatched (the peer left mid-upload) leave the process's budget.
+        self.config.bodies.used -= self.buffered
+        self.buffered = 0
+        if self._resets.total and self._calm is None:
+            log.debug("%s: %d streams reset by the client", self.peer, self._resets.total)
         await self._wake_senders()
         await self.flush()
         if self._tasks is not None:
