@@ -42,11 +42,15 @@ from ..http import Request, Response, Stream
 from .fields import MalformedRequest, check_trailers, request_headers
 from .hpack_fields import FieldEncoder
 from .limits import BodyBudget, RateBudget
+from .stream_errors import StreamError
 from .tuning import BlockDecoder, CompactSettings, TunedH2Connection
 
 log = logging.getLogger("hyper2web.server")
 
 Handler = Callable[[Request, Response], Awaitable[None]]
+# ``(method, path) -> (status, headers)`` for a request with a body that nothing could take
+# whatever the body (a POST to a static file): answered at headers time, body unread.
+EarlyAnswer = Callable[[str, str], "tuple[int, tuple[tuple[str, str], ...]] | None"]
 
 # Above this many unflushed bytes, a sender flushes itself instead of waking the writer:
 # that is the back-pressure that keeps a large download from piling up in memory.
@@ -82,6 +86,11 @@ class ConnectionConfig:
     # Frames per second that carry no request forward (PING, SETTINGS, PRIORITY, empty
     # DATA, WINDOW_UPDATE with nothing to send) before ENHANCE_YOUR_CALM.
     max_idle_frames_per_second: int = 1000
+    # Seconds a request body may make no progress before 408 and a reset of its stream.
+    body_timeout: float = 60.0
+    # Seconds a response may wait for the peer (its window closed, or the socket not
+    # draining) before it is reset and lets go of its file and buffers.
+    send_timeout: float = 60.0
     bodies: BodyBudget = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -90,7 +99,7 @@ class ConnectionConfig:
 
 class _StreamState:
     __slots__ = ("stream_id", "headers", "body", "size", "task", "closed", "window_event",
-                 "refused")
+                 "refused", "progress")
 
     def __init__(self, stream_id: int, headers: dict[str, str]) -> None:
         self.stream_id = stream_id
@@ -101,6 +110,7 @@ class _StreamState:
         self.closed = False
         self.window_event: Any = None
         self.refused = False
+        self.progress = 0.0  # when the request or its body last moved forward
 
 
 class StreamChannel:
@@ -184,10 +194,11 @@ class H2Connection:
     """Serves one TLS connection that negotiated ``h2``."""
 
     def __init__(self, sock: Any, client: tuple[str, int], handler: Handler,
-                 config: ConnectionConfig) -> None:
+                 config: ConnectionConfig, early: EarlyAnswer | None = None) -> None:
         self.sock = sock
         self.client = client
         self.handler = handler
+        self.early = early
         self.config = config
         self.h2 = TunedH2Connection(
             # Received fields are checked and decoded by ``fields.request_headers`` in one
@@ -238,6 +249,11 @@ class H2Connection:
                                   or config.max_concurrent_streams)
         self._idle_frames = RateBudget(config.max_idle_frames_per_second)
         self._calm: str | None = None  # why the peer is told ENHANCE_YOUR_CALM
+        # Requests whose body is still arriving, watched for ``body_timeout``.
+        self._uploads: set[_StreamState] = set()
+        self._swept = 0.0
+        self.sending_since = 0.0  # when the write in progress began; 0: none
+        self._task: Any = None  # the task running ``run``, for the watchdog
         self._greeted = False  # the peer's first frames arrived
 
     # -- life cycle ------------------------------------------------------------------------
@@ -256,6 +272,7 @@ class H2Connection:
                     self.config.max_header_list_size,
             },
         )
+        self._task = await curio.current_task()
         conn.initiate_connection()
         extra = self.config.connection_window_size - 65535
         if extra > 0:
@@ -265,6 +282,10 @@ class H2Connection:
             await self._read_loop()
         except OSError as exc:
             await self._lose(exc)
+        except curio.CancelledError:
+            if not self.lost:
+                raise  # the server stops: not ours to swallow
+            # ``abort`` stopped a connection whose peer stopped reading: done.
         finally:
             await self._close()
 
@@ -279,7 +300,14 @@ class H2Connection:
         while not self.closed:
             data = None
             try:
-                if self.streams:
+                if self._uploads:
+                    async with curio.ignore_after(self.config.body_timeout) as stalled:
+                        data = await sock.recv(READ_SIZE)
+                    if stalled.expired:
+                        await self._sweep_uploads()
+                        await self.flush()
+                        continue
+                elif self.streams:
                     data = await sock.recv(READ_SIZE)
                 else:
                     # An idle connection (no open stream) is closed after a while, so
@@ -319,6 +347,8 @@ class H2Connection:
                 if self._calm is not None:
                     await self._enhance_your_calm()
                     return
+            if self._uploads and self._arrived - self._swept > 1.0:
+                await self._sweep_uploads()
             if self._ended:
                 ended, self._ended = self._ended, []
                 for state in ended:
@@ -361,6 +391,7 @@ class H2Connection:
             # h2 reports the end of a request here, also when it came with the headers.
             state = self.streams.get(event.stream_id)
             if state is not None and not state.refused:
+                self._uploads.discard(state)
                 self._ended.append(state)
         elif kind is h2.events.StreamReset:
             if not self._resets.spend(self._arrived):
@@ -369,6 +400,16 @@ class H2Connection:
             await self._on_reset(event.stream_id)
         elif kind is h2.events.TrailersReceived:
             await self._on_trailers(event)
+        elif kind is StreamError:
+            # Reset by the rules of ``stream_errors``; counted as a reset, so a flood of
+            # them is a flood of resets.
+            if not self._resets.spend(self._arrived):
+                self._calm = (f"{self._resets.total} streams reset, over "
+                              f"{self._resets.limit} a second")
+            if self._resets.total <= 3:
+                log.info("%s: stream %d: %s; reset (%s)", self.peer, event.stream_id,
+                         event.reason, event.error_code.name)
+            await self._on_reset(event.stream_id)
         elif kind is h2.events.WindowUpdated:
             if not self.streams:
                 self._idle_frame()  # nothing is being sent: the update is for nothing
@@ -400,9 +441,25 @@ class H2Connection:
                      event.stream_id, exc)
             self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return
+        length = headers.get("content-length")
+        if event.stream_ended is not None and length not in (None, "0"):
+            # No body follows, yet one was announced (RFC 9113 section 8.1.1).
+            log.info("%s: request on stream %d ended with content-length %s; reset",
+                     self.peer, event.stream_id, length)
+            self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
         state = _StreamState(event.stream_id, headers)
         self.streams[event.stream_id] = state
-        length = headers.get("content-length")
+        if event.stream_ended is not None:
+            return
+        state.progress = self._arrived
+        self._uploads.add(state)
+        if self.early is not None:
+            answer = self.early(headers.get(":method", ""), headers.get(":path", "/"))
+            if answer is not None:
+                status, extra = answer
+                await self._refuse_body(state, status, b"%d\n" % status, extra)
+                return
         if length is not None and length.isdigit() and int(length) > self.config.max_body_size:
             await self._refuse_too_large(state)
 
@@ -447,9 +504,24 @@ class H2Connection:
             await self._refuse_body(state, 503, b"server busy: too many uploads at once\n")
             return
         state.body.append(event.data)
+        state.progress = self._arrived
         self.buffered += size
         bodies.used += size
 
+    async def _sweep_uploads(self) -> None:
+        """Answer 408 to request bodies that made no progress for ``body_timeout``.
+
+        A client that opens a request and never finishes its body would otherwise hold
+        its buffer, and the connection, forever.
+        """
+        now = self._swept = time.monotonic()
+        limit = self.config.body_timeout
+        stalled = [s for s in self._uploads if now - s.progress > limit]
+        if stalled:
+            log.info("%s: %d request bod%s made no progress for %g s; 408", self.peer,
+                     len(stalled), "y" if len(stalled) == 1 else "ies", limit)
+        for state in stalled:
+            await self._refuse_body(state, 408, b"request body timed out\n")
     def _idle_frame(self) -> None:
         """Count a frame that carries no request forward; past the budget, calm down."""
         if not self._idle_frames.spend(self._arrived) and self._calm is None:
@@ -491,9 +563,11 @@ class H2Connection:
         log.info("%s: refused a request body over %d bytes", self.peer,
                  self.config.max_body_size)
 
-    async def _refuse_body(self, state: _StreamState, status: int, body: bytes) -> None:
+    async def _refuse_body(self, state: _StreamState, status: int, body: bytes,
+                           extra: Sequence[tuple[str, str]] = ()) -> None:
         """``status`` before the body is read, then RST_STREAM(NO_ERROR) to stop it."""
         state.refused = True
+        self._uploads.discard(state)
         self._drop_body(state)
         # Forget the stream: DATA still in flight for it is only acknowledged.
         self.streams.pop(state.stream_id, None)
@@ -503,7 +577,7 @@ class H2Connection:
                 body = b""  # a closed window must not leave the answer unfinished
             self.h2.send_headers(sid, [
                 (":status", str(status)), ("content-type", "text/plain; charset=utf-8"),
-                ("content-length", str(len(body))),
+                ("content-length", str(len(body))), *extra,
             ], end_stream=not body)
             if body:
                 self.h2.send_data(sid, body, end_stream=True)
@@ -525,6 +599,7 @@ class H2Connection:
         if state is None:
             return
         state.closed = True
+        self._uploads.discard(state)
         self._drop_body(state)
         if state.window_event is not None:
             await state.window_event.set()
@@ -566,7 +641,16 @@ class H2Connection:
             if self.closed or state.closed:
                 return  # the sender's next check raises StreamClosed
             if self.h2.local_flow_control_window(state.stream_id) < 1:
-                await event.wait()
+                async with curio.ignore_after(self.config.send_timeout) as waited:
+                    await event.wait()
+                if waited.expired:
+                    # The peer stopped reading: let go of the file and buffers.
+                    log.info("%s: stream %d waited %g s for the peer to read; reset",
+                             self.peer, state.stream_id, self.config.send_timeout)
+                    state.closed = True
+                    self.streams.pop(state.stream_id, None)
+                    self._reset(state.stream_id, h2.errors.ErrorCodes.CANCEL)
+                    await self.wake_writer()
         finally:
             state.window_event = None
 
@@ -762,6 +846,9 @@ class H2Connection:
                 self._raw_frames.clear()
             self.unflushed = 0
             if data and not self.lost:
+                # Watched by the server's watchdog (``stalled``): a peer that stops reading
+                # the socket itself makes this wait for ever.
+                self.sending_since = time.monotonic()
                 try:
                     await self.sock.sendall(data)
                 except OSError as exc:
@@ -772,6 +859,8 @@ class H2Connection:
                     # ``data`` too. They go first in the next flush.
                     self._unsent = data[getattr(exc, "bytes_sent", 0):]
                     raise
+                finally:
+                    self.sending_since = 0.0
         finally:
             self._sending = False
             if self._sent is not None:
@@ -828,6 +917,19 @@ class H2Connection:
         self.goaway_sent_after = last
         self._raw_frames.append(GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
         await self.flush()
+
+    def stalled(self, now: float) -> bool:
+        """True when a write has waited longer than ``send_timeout`` for the peer to read."""
+        return bool(self.sending_since) and now - self.sending_since > self.config.send_timeout
+
+    async def abort(self, why: str) -> None:
+        """Stop this connection from outside (the watchdog): one log line, then close."""
+        if self.lost or self._task is None:
+            return
+        log.info("%s: %s; closing", self.peer, why)
+        self.lost = True
+        self.closed = True
+        await self._task.cancel(blocking=False)
 
     def busy(self) -> bool:
         """True while a request is still arriving or its response is being produced."""

@@ -14,16 +14,41 @@ import signal
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 from .._curio import curio
 from ..exceptions import PortInUse, ServerError
-from .h2 import ConnectionConfig, H2Connection, Handler
+from .h2 import ConnectionConfig, EarlyAnswer, H2Connection, Handler
 
 log = logging.getLogger("hyper2web.server")
 
 BIND_ATTEMPTS = 10  # with port 0: new picks when the first pick is taken on another address
+WATCH_EVERY = 1.0  # seconds between the watchdog's looks at stalled writes
+# Descriptors kept free of connections: files being sent, the watcher, logs, workers' pipes.
+FD_RESERVE = 64
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft open-files limit to the hard one; returns the soft limit in force.
+
+    Many systems start processes at 1,024 descriptors while allowing far more: a page of
+    300 modules opened in a few tabs, or a load test, would otherwise run out.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 # OpenSSL's reasons for the handshake failures a developer meets most, in plain words.
 _HANDSHAKE_HINTS = {
@@ -53,8 +78,10 @@ class Server:
         shutdown_grace: float = 0.5,
         background: Iterable[Callable[[], Awaitable[None]]] = (),
         reuse_port: bool = False,
+        early: EarlyAnswer | None = None,
     ) -> None:
         self.handler = handler
+        self.early = early
         self.ssl_context = ssl_context
         self.host = host
         self.port = port
@@ -68,6 +95,12 @@ class Server:
         self._listen = True
         self.sockets: list[socket.socket] = []
         self.connections: set[H2Connection] = set()
+        # Accepted sockets (handshakes included) and how many may be open at once; past
+        # that, new ones are closed at once with one log line a second.
+        self.open_sockets = 0
+        self.max_sockets: int | None = None
+        self._refused = 0
+        self._refused_said = 0.0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_w.setblocking(False)
 
@@ -180,6 +213,10 @@ class Server:
         """Bind if needed, serve until SIGINT/SIGTERM or ``request_shutdown``, then return."""
         if not self.sockets:
             self.bind()
+        if self.max_sockets is None:
+            limit = raise_open_files_limit()
+            if limit:
+                self.max_sockets = max(16, limit - max(FD_RESERVE, limit // 8))
         restore = self._install_signal_handlers()
         try:
             curio.run(self.serve, ready)
@@ -213,6 +250,7 @@ class Server:
                          for ls in listeners]
             for job in self.background:
                 accepting.append(await curio.spawn(job, daemon=True))
+            accepting.append(await curio.spawn(self._watchdog, daemon=True))
             if ready is not None:
                 ready(self)
             await wake.recv(1)
@@ -223,6 +261,21 @@ class Server:
             await self._drain()
         self._wake_r.close()
         self._wake_w.close()
+
+    async def _watchdog(self) -> None:
+        """Once a second, close connections whose peer stopped reading what we send.
+
+        A write waits while the socket's buffers are full; a client that never reads
+        would hold its connection, tasks and files for ever. Checking here costs the
+        write itself nothing.
+        """
+        while True:
+            await curio.sleep(WATCH_EVERY)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if conn.stalled(now):
+                    await conn.abort(f"the client read nothing for "
+                                     f"{conn.config.send_timeout:g} s")
 
     async def _drain(self) -> None:
         """GOAWAY to every client, then give running responses a moment to finish."""
@@ -238,13 +291,35 @@ class Server:
                 client, addr = await listener.accept()
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    log.warning("out of file descriptors; pausing accept for 0.1 s")
+                    self._refuse("out of file descriptors")
                     await curio.sleep(0.1)
                     continue
                 raise
+            if self.max_sockets is not None and self.open_sockets >= self.max_sockets:
+                await client.close()
+                self._refuse(f"{self.open_sockets} connections open, the most the "
+                             "open-files limit allows")
+                continue
             await group.spawn(self._serve_client, client, addr, daemon=True)
 
+    def _refuse(self, why: str) -> None:
+        """Count a refused connection; say so at most once a second."""
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refused_said >= 1.0:
+            log.warning("refused %d new connection%s: %s", self._refused,
+                        "" if self._refused == 1 else "s", why)
+            self._refused = 0
+            self._refused_said = now
+
     async def _serve_client(self, client: Any, addr: tuple[Any, ...]) -> None:
+        self.open_sockets += 1
+        try:
+            await self._serve_socket(client, addr)
+        finally:
+            self.open_sockets -= 1
+
+    async def _serve_socket(self, client: Any, addr: tuple[Any, ...]) -> None:
         peer = (str(addr[0]), int(addr[1]))
         where = f"{peer[0]}:{peer[1]}"
         raw = client._socket
@@ -261,7 +336,7 @@ class Server:
             tls = curio.io.Socket(ssl_sock)
             if not await self._handshake(tls, ssl_sock, where):
                 return
-            conn = H2Connection(tls, peer, self.handler, self.config)
+            conn = H2Connection(tls, peer, self.handler, self.config, early=self.early)
             self.connections.add(conn)
             try:
                 await conn.run()

@@ -31,6 +31,8 @@ from h2.connection import ConnectionInputs
 from h2.stream import StreamInputs
 from hyperframe.frame import DataFrame, Frame, HeadersFrame
 
+from .stream_errors import StreamErrorRules
+
 _FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
 _END_STREAM, _END_HEADERS = 0x1, 0x4
 _DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
@@ -49,8 +51,9 @@ def _write_frame(buffer: bytearray, kind: int, bits: int, stream_id: int,
     buffer += payload
 
 
-class TunedH2Connection(h2.connection.H2Connection):
-    """``h2.connection.H2Connection`` with a faster way into its send buffer."""
+class TunedH2Connection(StreamErrorRules):
+    """``h2.connection.H2Connection`` with a faster way into its send buffer (and RFC 9113's
+    stream errors kept to their stream: ``stream_errors``)."""
 
     def _prepare_for_sending(self, frames: list[Frame]) -> None:
         buffer = getattr(self, "_data_to_send", None)
