@@ -67,6 +67,7 @@ class App:
         keyfile: str | os.PathLike[str] = KEY_NAME,
         max_body_size: int = 64 * 1024 * 1024,
         max_buffered_bodies: int = 256 * 1024 * 1024,
+        http1: bool = True,
         spa: bool = False,
         listing: bool = True,
         early_hints: bool = False,
@@ -88,6 +89,8 @@ class App:
         self.max_body_size = max_body_size
         # Request body bytes all connections of a process may buffer together.
         self.max_buffered_bodies = max_buffered_bodies
+        # HTTP/1.1 beside HTTP/2 on the same port, for clients that do not speak h2.
+        self.http1 = http1
         self.spa = spa
         self.listing = listing
         self.early_hints = early_hints
@@ -290,13 +293,13 @@ class App:
         if self.auto_serve_static_file and not os.path.isdir(self.root):
             raise ServerError(f"folder not found: {self.root}")
         self.static = self._static_files() if self.auto_serve_static_file else None
-        ssl_context = make_ssl_context(self.certfile, self.keyfile)
+        ssl_context = make_ssl_context(self.certfile, self.keyfile, http1=self.http1)
         config = ConnectionConfig(max_body_size=self.max_body_size,
                                   max_buffered_bodies=self.max_buffered_bodies)
         background = [self.live_reload.pump] if self.live_reload is not None else []
         self.server = Server(self.handle, ssl_context, self.address, self.port, config=config,
                              background=background, reuse_port=workers > 1,
-                             early=self.early_answer)
+                             early=self.early_answer, http1=self.http1)
         self.server.bind(listen=workers == 1)
         self.port = self.server.port
         return self.server

@@ -180,6 +180,9 @@ def _parse_headers(ctx: click.Context, param: click.Parameter,
               help="Open the site in the default browser once it is served.")
 @click.option("--strict-port", is_flag=True,
               help="Fail when the port is in use instead of trying the next ones.")
+@click.option("--http2-only", is_flag=True,
+              help="Refuse clients that do not speak HTTP/2 instead of serving them "
+                   "HTTP/1.1.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each request.")
 @click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Serve from this many processes sharing the port (up to one per core).")
@@ -201,6 +204,7 @@ def serve(ctx: click.Context, **values: Any) -> None:
     app = App(address=opt.host, port=opt.port, root=root, certfile=certfile, keyfile=keyfile,
               spa=opt.spa, listing=not opt.no_list, early_hints=opt.early_hints,
               sw_allowed=opt.sw_allowed, cors=opt.cors, headers=opt.headers,
+              http1=not opt.http2_only,
               live_reload=None if opt.no_reload else LiveReload())
     access_log = None if opt.quiet else AccessLog()
     app.access_logger = access_log

@@ -21,6 +21,8 @@ from typing import Any, cast
 from .._curio import curio
 from ..exceptions import PortInUse, ServerError
 from .h2 import ConnectionConfig, EarlyAnswer, H2Connection, Handler
+from .http1 import H11Connection
+from .plain import TLS_HANDSHAKE, first_byte, redirect_to_https
 
 log = logging.getLogger("hyper2web.server")
 
@@ -79,9 +81,12 @@ class Server:
         background: Iterable[Callable[[], Awaitable[None]]] = (),
         reuse_port: bool = False,
         early: EarlyAnswer | None = None,
+        http1: bool = True,
     ) -> None:
         self.handler = handler
         self.early = early
+        # HTTP/1.1 for clients that do not offer h2 (ALPN http/1.1 or none); off: closed.
+        self.http1 = http1
         self.ssl_context = ssl_context
         self.host = host
         self.port = port
@@ -94,7 +99,7 @@ class Server:
         self.reuse_port = reuse_port
         self._listen = True
         self.sockets: list[socket.socket] = []
-        self.connections: set[H2Connection] = set()
+        self.connections: set[H2Connection | H11Connection] = set()
         # Accepted sockets (handshakes included) and how many may be open at once; past
         # that, new ones are closed at once with one log line a second.
         self.open_sockets = 0
@@ -325,6 +330,23 @@ class Server:
         raw = client._socket
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        try:
+            first = await first_byte(client, self.handshake_timeout)
+        except OSError:
+            first = None
+        if first is None:
+            await client.close()
+            return
+        if first != TLS_HANDSHAKE:
+            try:
+                await redirect_to_https(client, where, self._authority(), self.port,
+                                        self.handshake_timeout)
+            finally:
+                await client.close()
+            return
+        try:
             # Wrapping detaches ``raw``: from here on the SSL socket owns the descriptor.
             ssl_sock = self.ssl_context.wrap_socket(raw, server_side=True,
                                                     do_handshake_on_connect=False)
@@ -334,9 +356,14 @@ class Server:
             return
         try:
             tls = curio.io.Socket(ssl_sock)
-            if not await self._handshake(tls, ssl_sock, where):
+            protocol = await self._handshake(tls, ssl_sock, where)
+            if protocol is None:
                 return
-            conn = H2Connection(tls, peer, self.handler, self.config, early=self.early)
+            conn: H2Connection | H11Connection
+            if protocol == "h2":
+                conn = H2Connection(tls, peer, self.handler, self.config, early=self.early)
+            else:
+                conn = H11Connection(tls, peer, self.handler, self.config, early=self.early)
             self.connections.add(conn)
             try:
                 await conn.run()
@@ -345,30 +372,40 @@ class Server:
         finally:
             ssl_sock.close()
 
-    async def _handshake(self, tls: Any, ssl_sock: ssl.SSLSocket, where: str) -> bool:
-        """TLS handshake and ALPN check; logs one line and returns False when it fails."""
+    def _authority(self) -> str:
+        """``host:port`` of this server as a URL names it (for requests without Host)."""
+        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+    async def _handshake(self, tls: Any, ssl_sock: ssl.SSLSocket, where: str) -> str | None:
+        """TLS handshake and ALPN: ``"h2"`` or ``"http/1.1"``; None (logged) on failure."""
         try:
             async with curio.timeout_after(self.handshake_timeout):
                 await tls.do_handshake()
         except curio.TaskTimeout:
             log.info("%s: TLS handshake timed out after %g s", where, self.handshake_timeout)
-            return False
+            return None
         except ssl.SSLError as exc:
             reason = exc.reason or str(exc)
             log.info("%s: TLS handshake failed: %s", where,
                      _HANDSHAKE_HINTS.get(reason, reason))
-            return False
+            return None
         except OSError as exc:
             log.info("%s: TLS handshake failed: %s", where, exc.strerror or exc)
-            return False
+            return None
         protocol = ssl_sock.selected_alpn_protocol()
-        if protocol != "h2":
-            # The server learns only what both sides agreed on, not the client's offer:
-            # None means the client offered no ALPN at all, or no "h2".
-            why = "no 'h2' in its ALPN offer" if protocol is None else f"ALPN chose {protocol!r}"
-            log.info("%s: client does not speak HTTP/2 (%s); closing", where, why)
-            return False
-        return True
+        if protocol == "h2":
+            return "h2"
+        if self.http1:
+            return "http/1.1"  # offered http/1.1, or no ALPN at all (HTTP/1.1 is the default)
+        # HTTP/2 only: the server learns only what both sides agreed on, not the client's
+        # offer: None means the client offered no ALPN at all, or no "h2".
+        why = "no 'h2' in its ALPN offer" if protocol is None else f"ALPN chose {protocol!r}"
+        log.info("%s: client does not speak HTTP/2 (%s); closing (HTTP/1.1 is off)", where,
+                 why)
+        return None
 
 
 def _bound(family: int, address: str, port: int, *, reuse_port: bool) -> socket.socket:

@@ -11,14 +11,17 @@ import ssl
 
 from ..exceptions import CertificateError
 
-ALPN_PROTOCOLS = ["h2"]
+ALPN_PROTOCOLS = ["h2", "http/1.1"]  # in the server's order of preference
 # Ciphers allowed for TLS 1.2 (TLS 1.3 suites are all fine and set separately by OpenSSL).
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def make_ssl_context(certfile: str | os.PathLike[str],
-                     keyfile: str | os.PathLike[str]) -> ssl.SSLContext:
-    """A server context for ``certfile``/``keyfile``; ``CertificateError`` says what is wrong."""
+                     keyfile: str | os.PathLike[str], *, http1: bool = True) -> ssl.SSLContext:
+    """A server context for ``certfile``/``keyfile``; ``CertificateError`` says what is wrong.
+
+    ALPN offers ``h2`` first, then ``http/1.1`` unless ``http1`` is off.
+    """
     for label, path in (("certificate", certfile), ("key", keyfile)):
         if not os.path.isfile(path):
             raise CertificateError(f"{label} file not found: {os.fspath(path)}")
@@ -28,7 +31,7 @@ def make_ssl_context(certfile: str | os.PathLike[str],
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     ctx.set_ciphers(_TLS12_CIPHERS)
-    ctx.set_alpn_protocols(ALPN_PROTOCOLS)
+    ctx.set_alpn_protocols(ALPN_PROTOCOLS if http1 else ALPN_PROTOCOLS[:1])
     # No TLS 1.3 session tickets: issuing two per connection cost about a tenth of every
     # handshake, and resuming a session saves nothing that matters on a local link.
     ctx.num_tickets = 0

@@ -129,12 +129,12 @@ def test_curl_verifies_the_generated_certificate(curl: Curl, served: CliServer) 
         assert result.stdout.decode() == "2 200"
 
 
-def test_curl_http1_fails_cleanly(curl: Curl, served: CliServer) -> None:
+def test_curl_http1_is_served(curl: Curl, served: CliServer) -> None:
     result = curl("--http1.1", "-k", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
                   served.url + "/")
-    assert result.returncode != 0
-    assert result.stdout.decode() == "0 000"
-    # The server goes on serving HTTP/2.
+    assert result.returncode == 0
+    assert result.stdout.decode() == "1.1 200"
+    # And HTTP/2 beside it.
     again = curl("--http2", "-k", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
                  served.url + "/")
     assert again.stdout.decode() == "2 200"

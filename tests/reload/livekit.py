@@ -171,14 +171,15 @@ class EventStream:
 
 
 class HttpxEventStream:
-    """The event stream read by httpx over HTTP/2 in a thread, as a plain HTTP client would."""
+    """The event stream read by httpx in a thread, as a plain HTTP client would: over
+    HTTP/2, or over HTTP/1.1 with ``http2=False``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, http2: bool = True) -> None:
         self.url = url + EVENTS_PATH
         self.events: queue.Queue[Event] = queue.Queue()
         self.response: dict[str, Any] = {}
         self.opened = threading.Event()
-        self._client = httpx.Client(http2=True, verify=False, timeout=10)
+        self._client = httpx.Client(http1=not http2, http2=http2, verify=False, timeout=10)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 

@@ -123,6 +123,29 @@ def test_two_subscribers_on_two_connections_both_get_the_event(
         second.close()
 
 
+def test_the_event_stream_over_http11(serve: Serve, events: Events, project: Path) -> None:
+    server = serve()
+    first = events(server.port)
+    old = HttpxEventStream(server.url, http2=False)
+    try:
+        assert first.next().kind == "hello"
+        assert old.next(5).kind == "hello"
+        assert old.response["version"] == "HTTP/1.1"
+        assert old.response["headers"]["content-type"] == "text/event-stream"
+        prime_site(first, project / "public")
+        assert "/_probe.txt" in old.next().paths
+        edit(project / "public" / "style.css", "#t { color: green; }\n")
+        assert (old.next().kind, first.next().kind) == ("css", "css")
+        # The page over HTTP/1.1 carries the injected client, which is served too.
+        with httpx.Client(http1=True, http2=False, verify=False, timeout=10) as client:
+            page = client.get(server.url + "/")
+            assert page.http_version == "HTTP/1.1" and SCRIPT_TAG in page.text
+            script = client.get(server.url + CLIENT_PATH)
+            assert script.status_code == 200 and b"EventSource" in script.content
+    finally:
+        old.close()
+
+
 def test_server_restart_changes_the_boot_id(serve: Serve, events: Events) -> None:
     server = serve()
     one = events(server.port).next().data["id"]
