@@ -111,14 +111,20 @@ class App:
 
     # -- registering handlers ----------------------------------------------------------------
 
-    def route(self, method: str, route: str, handler: Handler | None = None) -> Any:
-        """Register ``handler`` for ``method`` on ``route``; without a handler, a decorator."""
+    def route(self, method: str, route: str, handler: Handler | None = None, *,
+              stream: bool = False) -> Any:
+        """Register ``handler`` for ``method`` on ``route``; without a handler, a decorator.
+
+        ``stream=True``: the handler runs as soon as the request's headers arrive and reads
+        the body as it comes, ``async for chunk in request.stream``; the client sends only
+        as fast as the handler reads, so a 1 GB upload never sits in memory.
+        """
         if handler is None:
             def decorator(func: Handler) -> Handler:
-                self._registry().register(method, route, func)
+                self._registry().register(method, route, func, stream)
                 return func
             return decorator
-        self._registry().register(method, route, handler)
+        self._registry().register(method, route, handler, stream)
         return handler
 
     def _registry(self) -> Router:
@@ -127,7 +133,7 @@ class App:
     def include(self, routes: Routes) -> None:
         """Register every route declared with ``Routes`` decorators."""
         for method, route, handler in routes.entries:
-            self.route(method, route, handler)
+            self.route(method, route, handler, stream=(method, route) in routes.streamed)
 
     def replace_routes(self, register: Callable[[App], None]) -> None:
         """Build a new router with ``register(app)`` and swap it in at once.
@@ -147,17 +153,19 @@ class App:
         """Register a GET handler (it answers HEAD too). ``route`` may hold ``{name}``."""
         return self.route("GET", route, handler)
 
-    def post(self, route: str, handler: Handler | None = None) -> Any:
-        """Register a POST handler; the body is in ``request.stream.data``."""
-        return self.route("POST", route, handler)
+    def post(self, route: str, handler: Handler | None = None, *, stream: bool = False) -> Any:
+        """Register a POST handler; the body is in ``request.stream.data`` (or, with
+        ``stream=True``, read as it arrives: ``async for chunk in request.stream``)."""
+        return self.route("POST", route, handler, stream=stream)
 
-    def put(self, route: str, handler: Handler | None = None) -> Any:
-        """Register a PUT handler."""
-        return self.route("PUT", route, handler)
+    def put(self, route: str, handler: Handler | None = None, *, stream: bool = False) -> Any:
+        """Register a PUT handler (``stream`` as for ``post``)."""
+        return self.route("PUT", route, handler, stream=stream)
 
-    def patch(self, route: str, handler: Handler | None = None) -> Any:
-        """Register a PATCH handler."""
-        return self.route("PATCH", route, handler)
+    def patch(self, route: str, handler: Handler | None = None, *,
+              stream: bool = False) -> Any:
+        """Register a PATCH handler (``stream`` as for ``post``)."""
+        return self.route("PATCH", route, handler, stream=stream)
 
     def delete(self, route: str, handler: Handler | None = None) -> Any:
         """Register a DELETE handler."""
@@ -204,6 +212,12 @@ class App:
             return None
         allowed = match.allowed or STATIC_METHODS
         return 405, (("allow", ", ".join(allowed)), *self.response_defaults)
+
+    def streams_body(self, method: str, raw_path: str) -> bool:
+        """True when the route for this request reads its body as it arrives."""
+        if method in STATIC_METHODS:
+            return False
+        return self.router.resolve(method, raw_path.partition("?")[0]).stream
 
     async def _preflight(self, request: Request, response: Response) -> None:
         """Answer a CORS preflight: any origin, the requested method and headers."""
@@ -299,7 +313,8 @@ class App:
         background = [self.live_reload.pump] if self.live_reload is not None else []
         self.server = Server(self.handle, ssl_context, self.address, self.port, config=config,
                              background=background, reuse_port=workers > 1,
-                             early=self.early_answer, http1=self.http1)
+                             early=self.early_answer, http1=self.http1,
+                             streams=self.streams_body)
         self.server.bind(listen=workers == 1)
         self.port = self.server.port
         return self.server

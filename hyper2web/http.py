@@ -10,7 +10,7 @@ from __future__ import annotations
 import json as _json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -53,19 +53,44 @@ class Channel(Protocol):
 
 
 
+class BodySource(Protocol):
+    """Where a streamed request body comes from: the protocol connection."""
+
+    async def read(self) -> bytes:
+        """The next piece of the body, as it arrives; ``b""`` once it has all arrived."""
+        ...
+
+
 class Stream:
     """One request's stream: its id, its header fields and, once complete, its body.
 
     Kept from the original API, where handlers read ``request.stream.data`` and
-    ``request.stream.headers``.
+    ``request.stream.headers``. For a route registered with ``stream=True`` the body is
+    not collected: ``async for chunk in request.stream`` reads it as it arrives (the
+    original docstring's wish: "the client may send a giant file 1GB ... buffering 1GB in
+    memory is kind of stupid"), and ``data`` stays empty. Iterating a collected body
+    yields it whole, once, so one handler can serve both kinds.
     """
 
-    __slots__ = ("stream_id", "headers", "data")
+    __slots__ = ("stream_id", "headers", "data", "source")
 
-    def __init__(self, stream_id: int, headers: dict[str, str], data: bytes = b"") -> None:
+    def __init__(self, stream_id: int, headers: dict[str, str], data: bytes = b"",
+                 source: BodySource | None = None) -> None:
         self.stream_id = stream_id
         self.headers = headers
         self.data = data
+        self.source = source
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        if self.source is None:
+            if self.data:
+                yield self.data
+            return
+        while chunk := await self.source.read():
+            yield chunk
 
     def finalize(self) -> bytes:
         """The whole body; the body is already joined, so this only returns it."""

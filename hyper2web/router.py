@@ -82,6 +82,7 @@ class _Route:
     pattern: str
     regex: re.Pattern[str] | None
     handlers: dict[str, Handler] = field(default_factory=dict)
+    streaming: set[str] = field(default_factory=set)  # methods whose body is streamed
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Match:
     params: dict[str, str] = field(default_factory=dict)
     allowed: tuple[str, ...] = ()
     pattern: str = ""
+    stream: bool = False  # the handler reads the body as it arrives (``stream=True``)
 
 
 NO_MATCH = Match()
@@ -110,8 +112,12 @@ class Router:
         self._plain: dict[str, _Route] = {}
         self._patterns: list[_Route] = []
 
-    def register(self, method: str, route: str, handler: Handler) -> None:
-        """Register ``handler`` for ``method`` on ``route``; a later call replaces it."""
+    def register(self, method: str, route: str, handler: Handler, stream: bool = False) -> None:
+        """Register ``handler`` for ``method`` on ``route``; a later call replaces it.
+
+        With ``stream`` the handler runs once the request's headers arrive and reads the
+        body with ``async for chunk in request.stream``.
+        """
         method = method.upper()
         if method not in METHODS:
             raise ValueError(f"unsupported method {method!r}; use one of {', '.join(METHODS)}")
@@ -128,6 +134,10 @@ class Router:
             else:
                 self._patterns.append(entry)
         entry.handlers[method] = handler
+        if stream:
+            entry.streaming.add(method)
+        else:
+            entry.streaming.discard(method)
 
     def resolve(self, method: str, path: str) -> Match:
         """Find the handler for ``method`` on the (still percent-encoded) ``path``."""
@@ -152,7 +162,7 @@ class Router:
             if "GET" in allowed:
                 allowed.add("HEAD")
             return Match(allowed=tuple(sorted(allowed)), pattern=entry.pattern)
-        return Match(handler, params, pattern=entry.pattern)
+        return Match(handler, params, pattern=entry.pattern, stream=method in entry.streaming)
 
     def find_match(self, path: str) -> tuple[str | None, dict[str, str]]:
         """The original API: ``(pattern, parameters)`` for ``path``, any method."""
@@ -187,24 +197,28 @@ class Routes:
 
     def __init__(self) -> None:
         self.entries: list[tuple[str, str, Handler]] = []
+        self.streamed: set[tuple[str, str]] = set()  # (method, route) with stream=True
 
-    def route(self, method: str, route: str) -> Callable[[Handler], Handler]:
+    def route(self, method: str, route: str,
+              stream: bool = False) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
             self.entries.append((method.upper(), route, handler))
+            if stream:
+                self.streamed.add((method.upper(), route))
             return handler
         return decorator
 
     def get(self, route: str) -> Callable[[Handler], Handler]:
         return self.route("GET", route)
 
-    def post(self, route: str) -> Callable[[Handler], Handler]:
-        return self.route("POST", route)
+    def post(self, route: str, stream: bool = False) -> Callable[[Handler], Handler]:
+        return self.route("POST", route, stream)
 
-    def put(self, route: str) -> Callable[[Handler], Handler]:
-        return self.route("PUT", route)
+    def put(self, route: str, stream: bool = False) -> Callable[[Handler], Handler]:
+        return self.route("PUT", route, stream)
 
-    def patch(self, route: str) -> Callable[[Handler], Handler]:
-        return self.route("PATCH", route)
+    def patch(self, route: str, stream: bool = False) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", route, stream)
 
     def delete(self, route: str) -> Callable[[Handler], Handler]:
         return self.route("DELETE", route)

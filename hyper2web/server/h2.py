@@ -39,6 +39,7 @@ from hyperframe.frame import GoAwayFrame
 from .._curio import curio
 from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
+from .bodies import H2BodySource, closed_error
 from .fields import MalformedRequest, check_trailers, request_headers
 from .hpack_fields import FieldEncoder
 from .limits import BodyBudget, RateBudget
@@ -51,6 +52,8 @@ Handler = Callable[[Request, Response], Awaitable[None]]
 # ``(method, path) -> (status, headers)`` for a request with a body that nothing could take
 # whatever the body (a POST to a static file): answered at headers time, body unread.
 EarlyAnswer = Callable[[str, str], "tuple[int, tuple[tuple[str, str], ...]] | None"]
+# ``(method, path) -> True`` when the route reads the body as it arrives (``stream=True``).
+StreamsBody = Callable[[str, str], bool]
 
 # Above this many unflushed bytes, a sender flushes itself instead of waking the writer:
 # that is the back-pressure that keeps a large download from piling up in memory.
@@ -99,7 +102,7 @@ class ConnectionConfig:
 
 class _StreamState:
     __slots__ = ("stream_id", "headers", "body", "size", "task", "closed", "window_event",
-                 "refused", "progress")
+                 "refused", "progress", "source", "ended")
 
     def __init__(self, stream_id: int, headers: dict[str, str]) -> None:
         self.stream_id = stream_id
@@ -111,6 +114,8 @@ class _StreamState:
         self.window_event: Any = None
         self.refused = False
         self.progress = 0.0  # when the request or its body last moved forward
+        self.source: H2BodySource | None = None  # set for a streamed body
+        self.ended = False  # the client's END_STREAM came
 
 
 class StreamChannel:
@@ -194,11 +199,13 @@ class H2Connection:
     """Serves one TLS connection that negotiated ``h2``."""
 
     def __init__(self, sock: Any, client: tuple[str, int], handler: Handler,
-                 config: ConnectionConfig, early: EarlyAnswer | None = None) -> None:
+                 config: ConnectionConfig, early: EarlyAnswer | None = None,
+                 streams: StreamsBody | None = None) -> None:
         self.sock = sock
         self.client = client
         self.handler = handler
         self.early = early
+        self.streams_body = streams
         self.config = config
         self.h2 = TunedH2Connection(
             # Received fields are checked and decoded by ``fields.request_headers`` in one
@@ -391,8 +398,12 @@ class H2Connection:
             # h2 reports the end of a request here, also when it came with the headers.
             state = self.streams.get(event.stream_id)
             if state is not None and not state.refused:
+                state.ended = True
                 self._uploads.discard(state)
-                self._ended.append(state)
+                if state.source is not None:
+                    await state.source.end()  # its handler runs already
+                else:
+                    self._ended.append(state)
         elif kind is h2.events.StreamReset:
             if not self._resets.spend(self._arrived):
                 self._calm = (f"{self._resets.total} streams reset by the client, over "
@@ -454,12 +465,19 @@ class H2Connection:
             return
         state.progress = self._arrived
         self._uploads.add(state)
+        method, path = headers.get(":method", ""), headers.get(":path", "/")
         if self.early is not None:
-            answer = self.early(headers.get(":method", ""), headers.get(":path", "/"))
+            answer = self.early(method, path)
             if answer is not None:
                 status, extra = answer
-                await self._refuse_body(state, status, b"%d\n" % status, extra)
+                await self._refuse_body(state, status, b"%d\n" % status, extra, stop=False)
                 return
+        if self.streams_body is not None and self.streams_body(method, path):
+            # The handler runs now and reads the body as it arrives (``bodies``).
+            state.source = H2BodySource(self, state.stream_id, self.config.body_timeout)
+            self._uploads.discard(state)
+            await self._dispatch(state)
+            return
         if length is not None and length.isdigit() and int(length) > self.config.max_body_size:
             await self._refuse_too_large(state)
 
@@ -475,14 +493,17 @@ class H2Connection:
 
     async def _on_data(self, event: h2.events.DataReceived) -> None:
         sid = event.stream_id
+        size = len(event.data)
+        streamed = self.streams.get(sid)
+        if streamed is not None and streamed.source is not None and size:
+            # Acknowledged as the handler reads it (padding at once): the window is the
+            # back-pressure of a streamed upload.
+            self._ack(event.flow_controlled_length - size, sid)
+            await streamed.source.push(event.data)
+            return
         # Acknowledge every DATA frame, even on a stream we refused, or the connection
         # window shrinks until the peer can send nothing at all.
-        if event.flow_controlled_length:
-            try:
-                self.h2.acknowledge_received_data(event.flow_controlled_length, sid)
-            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-                pass
-        size = len(event.data)
+        self._ack(event.flow_controlled_length, sid)
         if not size:
             self._idle_frame()  # an empty DATA frame keeps nothing
             return
@@ -501,7 +522,8 @@ class H2Connection:
         if not bodies.fits(size):
             log.info("%s: request bodies buffered by all connections reached %d bytes; "
                      "503 for stream %d", self.peer, bodies.limit, sid)
-            await self._refuse_body(state, 503, b"server busy: too many uploads at once\n")
+            await self._refuse_body(state, 503, b"server busy: too many uploads at once\n",
+                                    stop=False)
             return
         state.body.append(event.data)
         state.progress = self._arrived
@@ -522,6 +544,18 @@ class H2Connection:
                      len(stalled), "y" if len(stalled) == 1 else "ies", limit)
         for state in stalled:
             await self._refuse_body(state, 408, b"request body timed out\n")
+    def _ack(self, size: int, stream_id: int) -> None:
+        if size:
+            try:
+                self.h2.acknowledge_received_data(size, stream_id)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                pass
+
+    async def consumed(self, stream_id: int, size: int) -> None:
+        """A streamed body's handler took ``size`` bytes: open the windows by as much."""
+        self._ack(size, stream_id)
+        await self.wake_writer()
+
     def _idle_frame(self) -> None:
         """Count a frame that carries no request forward; past the budget, calm down."""
         if not self._idle_frames.spend(self._arrived) and self._calm is None:
@@ -564,8 +598,14 @@ class H2Connection:
                  self.config.max_body_size)
 
     async def _refuse_body(self, state: _StreamState, status: int, body: bytes,
-                           extra: Sequence[tuple[str, str]] = ()) -> None:
-        """``status`` before the body is read, then RST_STREAM(NO_ERROR) to stop it."""
+                           extra: Sequence[tuple[str, str]] = (), *, stop: bool = True) -> None:
+        """``status`` before the body is read; with ``stop``, RST_STREAM(NO_ERROR) after it.
+
+        The reset stops the upload at once, as RFC 9113 section 8.1 allows, but some
+        clients (curl 7.88, httpx) then drop the response they were sent. So an answer
+        the user should see (405, 503) lets the body arrive instead, acknowledged and
+        dropped unread, and only a body too large (413) or stalled (408) is stopped.
+        """
         state.refused = True
         self._uploads.discard(state)
         self._drop_body(state)
@@ -585,7 +625,8 @@ class H2Connection:
             pass
         # While the request is still open (the client has more to send), this stops the
         # upload; a request that already ended is closed now and needs no reset.
-        self._reset(sid, h2.errors.ErrorCodes.NO_ERROR)
+        if stop:
+            self._reset(sid, h2.errors.ErrorCodes.NO_ERROR)
 
     def _drop_body(self, state: _StreamState) -> None:
         """Forget what a stream's request body buffered, in the budgets' counts too."""
@@ -601,6 +642,8 @@ class H2Connection:
         state.closed = True
         self._uploads.discard(state)
         self._drop_body(state)
+        if state.source is not None:
+            await state.source.fail(closed_error(stream_id))
         if state.window_event is not None:
             await state.window_event.set()
         if state.task is not None and not state.task.terminated:
@@ -661,7 +704,7 @@ class H2Connection:
         self.buffered -= len(body)
         self.config.bodies.used -= len(body)
         state.body = []
-        stream = Stream(state.stream_id, state.headers, body)
+        stream = Stream(state.stream_id, state.headers, body, state.source)
         request = Request(stream, client=self.client, arrived=self._arrived)
         response = Response(state.stream_id, StreamChannel(self, state),
                             head_only=request.method == "HEAD")
@@ -766,8 +809,21 @@ class H2Connection:
             self._reset(state.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
         finally:
             self.streams.pop(state.stream_id, None)
+            if state.source is not None:
+                self._end_streamed_body(state)
             if not self.inline:
                 await self.wake_writer()
+
+    def _end_streamed_body(self, state: _StreamState) -> None:
+        """The handler is done: give back the window of what it left unread, and stop a
+        body still arriving (RST_STREAM NO_ERROR once the response is complete)."""
+        source = state.source
+        assert source is not None
+        if source.held:
+            self._ack(source.held, state.stream_id)
+            source.held = 0
+        if not state.ended and not state.closed:
+            self._reset(state.stream_id, h2.errors.ErrorCodes.NO_ERROR)
 
     def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
         try:

@@ -22,7 +22,7 @@ import h11
 from .._curio import curio
 from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
-from .h2 import READ_SIZE, ConnectionConfig, EarlyAnswer, Handler
+from .h2 import READ_SIZE, ConnectionConfig, EarlyAnswer, Handler, StreamsBody
 
 log = logging.getLogger("hyper2web.server")
 
@@ -67,16 +67,40 @@ class H11Channel:
         """Every HTTP/1.1 connection is a task of its own already: nothing to do."""
 
 
+class H11BodySource:
+    """A streamed request body: read from the socket only as the handler asks for it,
+    so TCP's own flow control holds the client back."""
+
+    __slots__ = ("_conn", "_done")
+
+    def __init__(self, conn: H11Connection) -> None:
+        self._conn = conn
+        self._done = False
+
+    async def read(self) -> bytes:
+        while not self._done:
+            event = await self._conn._next_event()
+            if event is None:
+                raise StreamClosed("the client stopped sending the request body")
+            if type(event) is h11.EndOfMessage:
+                self._done = True
+            elif type(event) is h11.Data and event.data:
+                return bytes(event.data)
+        return b""
+
+
 class H11Connection:
     """Serves one connection that speaks HTTP/1.1 (ALPN ``http/1.1`` or none)."""
 
     def __init__(self, sock: Any, client: tuple[str, int], handler: Handler,
-                 config: ConnectionConfig, early: EarlyAnswer | None = None) -> None:
+                 config: ConnectionConfig, early: EarlyAnswer | None = None,
+                 streams: StreamsBody | None = None) -> None:
         self.sock = sock
         self.client = client
         self.handler = handler
         self.config = config
         self.early = early
+        self.streams_body = streams
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         self.draining = False  # shutdown: answer the request in progress, then close
         self.lost = False
@@ -162,10 +186,16 @@ class H11Connection:
                 status, extra = answer
                 await self._simple(status, str(status), extra)
                 return False
-        body = await self._read_body()
+        source = None
+        if chunked_or_sized and self.streams_body is not None and \
+                self.streams_body(method, path):
+            body: bytes | None = b""
+            source = H11BodySource(self)  # read from the socket as the handler asks
+        else:
+            body = await self._read_body()
         if body is None:
             return False
-        request = Request(Stream(_STREAM_ID, headers, body), client=self.client,
+        request = Request(Stream(_STREAM_ID, headers, body, source), client=self.client,
                           http_version=event.http_version.decode(), arrived=time.monotonic())
         response = Response(_STREAM_ID, H11Channel(self), head_only=method == "HEAD")
         try:

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from .._curio import curio
 from ..exceptions import PortInUse, ServerError
-from .h2 import ConnectionConfig, EarlyAnswer, H2Connection, Handler
+from .h2 import ConnectionConfig, EarlyAnswer, H2Connection, Handler, StreamsBody
 from .http1 import H11Connection
 from .plain import TLS_HANDSHAKE, first_byte, redirect_to_https
 
@@ -82,9 +82,11 @@ class Server:
         reuse_port: bool = False,
         early: EarlyAnswer | None = None,
         http1: bool = True,
+        streams: StreamsBody | None = None,
     ) -> None:
         self.handler = handler
         self.early = early
+        self.streams = streams
         # HTTP/1.1 for clients that do not offer h2 (ALPN http/1.1 or none); off: closed.
         self.http1 = http1
         self.ssl_context = ssl_context
@@ -361,9 +363,11 @@ class Server:
                 return
             conn: H2Connection | H11Connection
             if protocol == "h2":
-                conn = H2Connection(tls, peer, self.handler, self.config, early=self.early)
+                conn = H2Connection(tls, peer, self.handler, self.config, early=self.early,
+                                    streams=self.streams)
             else:
-                conn = H11Connection(tls, peer, self.handler, self.config, early=self.early)
+                conn = H11Connection(tls, peer, self.handler, self.config, early=self.early,
+                                     streams=self.streams)
             self.connections.add(conn)
             try:
                 await conn.run()

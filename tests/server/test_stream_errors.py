@@ -18,7 +18,6 @@ from test_h2_errors import (
     END_STREAM,
     GOAWAY,
     HEADERS,
-    RST_STREAM,
     assert_still_serving,
     header_block,
     raw_frame,
@@ -145,5 +144,7 @@ def test_post_to_a_static_path_is_405_before_the_body(server: Any) -> None:
         assert result.header("allow") == "GET, HEAD"
         assert time.monotonic() - started < 2
         assert client.sent.get(sid, 0) == 0  # nothing of the body was needed
-        assert RST_STREAM in {f.type for f in client.frames if f.stream_id == sid}
+        # Not reset: some clients drop a response followed by RST_STREAM(NO_ERROR). What
+        # the client still sends is acknowledged and dropped.
+        client.send_body(sid, b"x" * 200_000)
         assert client.get("/fast").status == 200
