@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve test test-versions bench-reload bench profile lint format clean dist
+.PHONY: serve test test-versions bench-reload bench profile stress lint format clean dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	cd sample_site && ../$(BIN)/hyper2web serve public --port 5000
 
+# The whole suite, then the protocol tests again with the tuned h2 paths off (stock h2).
 test: lint
 	$(BIN)/pytest
+	HYPER2WEB_TUNED=0 $(BIN)/pytest -q -p no:cacheprovider tests/server tests/static
 
 # ruff, and mypy on hyper2web/ and hyper2web_cli/ (strict on the public API).
 lint: $(STAMP)
@@ -49,6 +51,10 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+
+# Attacks on a real hyper2web serve (loopback, about 3 minutes); writes bench/STRESS.md.
+stress: $(STAMP)
+	$(BIN)/python bench/stress.py
 
 # Where the time goes in S1 and S3 (py-spy); LABEL names bench/profiles/LABEL.md.
 profile: $(BENCH_STAMP)

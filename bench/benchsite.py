@@ -27,7 +27,8 @@ MODULE_PAGE = "/modules/index.html"
 API = "/api/records"
 
 ROUTES_PY = '''\
-"""GET /api/records: the records in records.json, serialized on each request."""
+"""GET /api/records: the records in records.json, serialized on each request; POST
+/api/upload: the size of the (buffered) request body, for make stress."""
 
 import json
 from pathlib import Path
@@ -39,8 +40,13 @@ async def records(request, response):
     await response.send_json(RECORDS)
 
 
+async def upload(request, response):
+    await response.send_json({"size": len(request.stream.data)})
+
+
 def setup(app):
     app.get("api/records", records)
+    app.post("api/upload", upload)
 '''
 
 

@@ -92,13 +92,16 @@ SCENARIOS = [
     Scenario("S9", "304 revalidation (if-none-match, 30 KB js)", "req/s",
              [*TIMED, "-c", "10", "-m", "10"], benchsite.SCRIPT, expect="3xx",
              headers=lambda server: ["-H", f"if-none-match: {ETAGS[server.name]}"]),
+    # HTTP/1.1 clients (curl --http1.1, urllib, test tools): keep-alive, no pipelining.
+    Scenario("S10", "small file (2 KB html) over HTTP/1.1", "req/s",
+             [*TIMED, "--h1", "-c", "10", "-m", "1"], benchsite.PAGE),
 ]
 S7 = Scenario("S7", f"RSS per idle h2 connection ({IDLE_CONNECTIONS} open)", "KB/conn",
               higher_is_better=False, target="<= 30 KB",
               met=lambda f: 0 <= f["S7:hyper2web"] <= 30)
 S8 = Scenario("S8", "start-up: launch to first 200", "ms", higher_is_better=False,
               target="<= 300 ms", met=lambda f: 0 <= f["S8:hyper2web"] <= 300)
-ORDER = ["S1", "S2", "S3", "S4", "S4h", "S5", "S6", "S7", "S8", "S9"]
+ORDER = ["S1", "S2", "S3", "S4", "S4h", "S5", "S6", "S7", "S8", "S9", "S10"]
 
 
 # ---------------------------------------------------------------------------- h2load
@@ -130,6 +133,24 @@ H2LOAD_FINISHED = re.compile(r"finished in [\d.]+m?s, ([\d.]+) req/s")
 H2LOAD_REQUESTS = re.compile(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
                              r"(\d+) failed, (\d+) errored, (\d+) timeout")
 H2LOAD_STATUS = re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
+
+
+def h1_get(port: int, path: str) -> tuple[int, bytes]:
+    """One GET over HTTP/1.1 (ALPN http/1.1), for the checks before S10."""
+    import http.client
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    conn = http.client.HTTPSConnection(h2client.HOST, port, context=ctx, timeout=10)
+    try:
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()
 
 
 def h2load(args: list[str], url: str, expect: str, cpu: int | str | None) -> Run:
@@ -233,6 +254,10 @@ class Bench:
                 if status != 200 or got != body:
                     raise SystemExit(f"{server.name}: GET {path} gave {status}, "
                                      f"{len(got)} bytes, not the file's {len(body)}")
+            status, got = h1_get(server.port, benchsite.SCRIPT)
+            if status != 200 or got != expected[benchsite.SCRIPT]:
+                raise SystemExit(f"{server.name}: GET {benchsite.SCRIPT} over HTTP/1.1 gave "
+                                 f"{status}, {len(got)} bytes")
             status, _, got = h2client.get(server.port, benchsite.PAGE)
             # hyper2web injects its live reload client into HTML: the page plus a script tag
             if status != 200 or (got != page and (server.name != "hyper2web" or

@@ -202,10 +202,12 @@ class App:
         whatever its body: the server answers before reading it, as nginx does, instead of
         buffering up to ``max_body_size`` first. None: the request goes its normal way.
         """
-        if method in STATIC_METHODS or method == "OPTIONS" or not self.auto_serve_static_file:
+        if method in STATIC_METHODS or method == "OPTIONS":
             return None
         path = raw_path.partition("?")[0]
         if path.startswith(RESERVED_PREFIX):
+            return 405, (("allow", ", ".join(STATIC_METHODS)), *self.response_defaults)
+        if not self.auto_serve_static_file:
             return None
         match = self.router.resolve(method, path)
         if match.handler is not None:

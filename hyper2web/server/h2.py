@@ -21,6 +21,7 @@ Three rules keep it correct and fast:
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import types
 from collections import deque
@@ -41,10 +42,9 @@ from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
 from .bodies import H2BodySource, closed_error
 from .fields import MalformedRequest, check_trailers, request_headers
-from .hpack_fields import FieldEncoder
 from .limits import BodyBudget, RateBudget
 from .stream_errors import StreamError
-from .tuning import BlockDecoder, CompactSettings, TunedH2Connection
+from .tuning import new_connection, new_settings
 
 log = logging.getLogger("hyper2web.server")
 
@@ -207,7 +207,7 @@ class H2Connection:
         self.early = early
         self.streams_body = streams
         self.config = config
-        self.h2 = TunedH2Connection(
+        self.h2 = new_connection(
             # Received fields are checked and decoded by ``fields.request_headers`` in one
             # pass (a malformed request resets its stream); sent ones come from Response,
             # which lower-cases names and refuses line breaks in values. So h2's own passes
@@ -218,11 +218,6 @@ class H2Connection:
                                              validate_outbound_headers=False,
                                              normalize_outbound_headers=False)
         )
-        self.h2.encoder = FieldEncoder()  # type: ignore[assignment]
-        decoder = BlockDecoder()
-        decoder.max_header_list_size = self.h2.decoder.max_header_list_size
-        decoder.max_allowed_table_size = self.h2.decoder.max_allowed_table_size
-        self.h2.decoder = decoder
         self.streams: dict[int, _StreamState] = {}
         self.closed = False
         self.lost = False  # the socket failed or the peer left: nothing more can be sent
@@ -268,8 +263,8 @@ class H2Connection:
     async def run(self) -> None:
         """Serve the connection until the peer leaves, a protocol error, or shutdown."""
         conn = self.h2
-        conn.remote_settings = CompactSettings(client=True)
-        conn.local_settings = CompactSettings(
+        conn.remote_settings = new_settings(client=True)
+        conn.local_settings = new_settings(
             client=False,
             initial_values={
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
@@ -383,8 +378,12 @@ class H2Connection:
         16 MiB frame would be buffered up to 16 MiB (or wait forever) before its
         FRAME_SIZE_ERROR. Its 9-byte header already tells: refuse it now.
         """
-        pending = getattr(self.h2.incoming_buffer, "_data", None)
-        if pending is None or len(pending) < 9:
+        buffer = self.h2.incoming_buffer
+        # Where h2 keeps the bytes of an incomplete frame: ``_data`` (4.2+) or ``data``.
+        pending = getattr(buffer, "_data", None)
+        if pending is None:
+            pending = getattr(buffer, "data", None)
+        if not isinstance(pending, (bytes, bytearray)) or len(pending) < 9:
             return False
         return int.from_bytes(pending[:3], "big") > self.h2.max_inbound_frame_size
 
@@ -576,11 +575,17 @@ class H2Connection:
 
         Closing a socket that holds unread data makes the kernel answer with a TCP reset,
         which can destroy the GOAWAY still on its way: the client would never learn why.
-        Bounded in time and bytes, so an attacker cannot hold the connection with it.
+        The sending side is shut first, so the client sees the end right after the GOAWAY;
+        the reading is bounded in time and bytes, so an attacker cannot hold anything.
         """
         if self.lost:
             return
         dropped = 0
+        try:
+            # Drops TLS on our side too: what is read from here on is dropped unread.
+            await self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
         try:
             async with curio.ignore_after(LINGER_SECONDS):
                 while dropped < LINGER_BYTES:

@@ -91,7 +91,8 @@ class FieldEncoder:
             self._size = value
             self._size_changes.append(value)
 
-    def encode(self, headers: Iterable[tuple[bytes, bytes]], huffman: bool = True) -> bytes:
+    def encode(self, headers: Iterable[tuple[bytes | str, bytes | str]],
+               huffman: bool = True) -> bytes:
         parts = []
         if self._size_changes:
             smallest, last = min(self._size_changes), self._size_changes[-1]
@@ -102,6 +103,10 @@ class FieldEncoder:
         cache = _cache
         for field in headers:
             name, value = field[0], field[1]
+            if isinstance(name, str):  # h2 4.1 hands over str when it normalizes nothing
+                name = name.encode("utf-8")
+            if isinstance(value, str):
+                value = value.encode("utf-8")
             block = cache.get((name, value))
             if block is None:
                 block = encode_field(name, value)

@@ -21,9 +21,12 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Any, cast
 
+import h2
+import h2.config
 import h2.connection
 import h2.settings
 import hpack
@@ -32,6 +35,20 @@ from h2.stream import StreamInputs
 from hyperframe.frame import DataFrame, Frame, HeadersFrame
 
 from .stream_errors import StreamErrorRules
+
+# These paths reach into h2's and hpack's internals: they are used only on the versions the
+# suite has run against, checked once here; any other version runs stock h2. Setting
+# HYPER2WEB_TUNED=0 turns them off too (``make test`` runs the server tests that way).
+TESTED = {"h2": ("4.1", "4.2", "4.3", "4.4"), "hpack": ("4.0", "4.1", "4.2")}
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+ENABLED = (_minor(h2.__version__) in TESTED["h2"]
+           and _minor(hpack.__version__) in TESTED["hpack"]
+           and os.environ.get("HYPER2WEB_TUNED", "1") != "0")
 
 _FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
 _END_STREAM, _END_HEADERS = 0x1, 0x4
@@ -128,6 +145,30 @@ class TunedH2Connection(StreamErrorRules):
         _write_frame(buffer, _DATA, _END_STREAM if end_stream else 0, stream_id,
                      data.tobytes() if type(data) is memoryview else data)
         self.outbound_flow_control_window -= size
+
+
+def new_connection(config: h2.config.H2Configuration) -> h2.connection.H2Connection:
+    """A server-side h2 connection: tuned where ``ENABLED``, else h2's own (with the stream
+    error rules, which have a version check of their own)."""
+    if not ENABLED:
+        return StreamErrorRules(config=config)
+    conn = TunedH2Connection(config=config)
+    from .hpack_fields import FieldEncoder
+
+    conn.encoder = FieldEncoder()  # type: ignore[assignment]
+    decoder = BlockDecoder()
+    decoder.max_header_list_size = conn.decoder.max_header_list_size
+    decoder.max_allowed_table_size = conn.decoder.max_allowed_table_size
+    conn.decoder = decoder
+    return conn
+
+
+def new_settings(client: bool, initial_values: dict[h2.settings.SettingCodes, int] | None = None
+                 ) -> h2.settings.Settings:
+    """Settings in lists where ``ENABLED`` (``CompactSettings``), else h2's own."""
+    if ENABLED:
+        return CompactSettings(client, initial_values)
+    return h2.settings.Settings(client, initial_values)
 
 
 class BlockDecoder(hpack.Decoder):

@@ -130,3 +130,24 @@ def test_block_decoder_decodes_like_hpack(seed: int) -> None:
             list(plain.header_table.dynamic_entries), step
         hits += bool(before and (block, True) in before)
     assert hits > 100  # the memory was used, not only filled
+
+
+def _enabled(prelude: str, env: dict[str, str] | None = None) -> str:
+    import os
+    import subprocess
+    import sys
+
+    code = (prelude + "from hyper2web.server import stream_errors, tuning; "
+            "print(tuning.ENABLED, stream_errors.ENABLED)")
+    base = {k: v for k, v in os.environ.items() if k != "HYPER2WEB_TUNED"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**base, **(env or {})}, check=True)
+    return done.stdout.strip()
+
+
+def test_the_tuned_paths_are_fenced_by_version_and_switch() -> None:
+    assert _enabled("") == "True True"  # the versions this suite runs on
+    assert _enabled("", {"HYPER2WEB_TUNED": "0"}) == "False True"
+    # An h2 or hpack the suite has not run against gets stock h2, and h2's own errors.
+    assert _enabled("import h2; h2.__version__ = '5.0.0'; ") == "False False"
+    assert _enabled("import hpack; hpack.__version__ = '4.9.0'; ") == "False True"
