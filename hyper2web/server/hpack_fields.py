@@ -30,7 +30,7 @@ for _index, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, start=1):
 MAX_CACHED = 4096  # fields kept; the cache starts over when full
 MAX_CACHED_FIELD = 512  # bytes of name + value; longer fields are encoded each time
 _UNCACHED_NAMES = frozenset({b"set-cookie", b"authorization", b"proxy-authorization"})
-_cache: dict[tuple[bytes, bytes], bytes] = {}
+_cache: dict[tuple[bytes | str, bytes | str], bytes] = {}  # str only under h2 4.1
 
 
 def encode_integer(value: int, prefix_bits: int, first: int) -> bytes:
@@ -103,13 +103,11 @@ class FieldEncoder:
         cache = _cache
         for field in headers:
             name, value = field[0], field[1]
-            if isinstance(name, str):  # h2 4.1 hands over str when it normalizes nothing
-                name = name.encode("utf-8")
-            if isinstance(value, str):
-                value = value.encode("utf-8")
             block = cache.get((name, value))
             if block is None:
-                block = encode_field(name, value)
+                # h2 4.1 hands over str fields when it normalizes nothing (cached as given).
+                block = encode_field(name if isinstance(name, bytes) else name.encode(),
+                                     value if isinstance(value, bytes) else value.encode())
                 if len(name) + len(value) <= MAX_CACHED_FIELD and \
                         name not in _UNCACHED_NAMES:
                     if len(cache) >= MAX_CACHED:

@@ -55,14 +55,14 @@ class StreamErrorRules(h2.connection.H2Connection):
         if not self.keep_stream_errors:
             return super()._receive_headers_frame(frame)
         sid = frame.stream_id
-        stream = self.streams.get(sid)
+        stream = self.streams.get(sid)  # a new request (the common case) is not there yet
         if stream is not None and "END_STREAM" not in frame.flags \
                 and stream.state_machine.state is StreamState.OPEN:
             # A second header block on an open request: trailers without END_STREAM.
             self.decoder.decode(frame.data, raw=True)  # keeps the HPACK state in step
             return self._stream_error(sid, ErrorCodes.PROTOCOL_ERROR,
                                       "trailers without END_STREAM")
-        depends_on_itself = "PRIORITY" in frame.flags and frame.depends_on == sid
+        depends_on_itself = frame.depends_on == sid and "PRIORITY" in frame.flags
         if depends_on_itself:
             frame.depends_on = 0  # read as usual, then reset
         try:
