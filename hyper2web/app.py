@@ -343,32 +343,51 @@ class App:
             host = f"[{host}]"
         return f"https://{host}:{self.port}/"
 
-    def up(self, ready: Callable[[App], None] | None = None, workers: int = 1) -> None:
+    def up(self, ready: Callable[[App], None] | None = None, workers: int = 1, *,
+           on_start: Callable[[], None] | None = None,
+           on_stop: Callable[[], None] | None = None, announce: bool = True) -> None:
         """Start serving and block until Ctrl+C or SIGTERM. Call it after registering routes.
 
         ``workers`` > 1 serves from that many processes sharing the port (one per core is
-        the most that helps); a worker that dies is replaced.
+        the most that helps); a worker that dies is replaced. ``ready(app)`` runs once,
+        when every process listens. ``on_start``/``on_stop`` run in each serving process
+        (each worker, or this one) around its server: a file watcher, a log writer.
+        ``announce=False`` leaves out the "serving ..." line and the certificate notice
+        (``hyper2web serve`` prints a banner of its own). When ``make_server`` already
+        bound the port, that server is used.
         """
         if not logging.getLogger().handlers and not log.handlers:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
         try:
-            if self.ensure_certificates():
-                log.info("created a self-signed certificate: %s and %s",
-                         self.certfile, self.keyfile)
-            server = self.make_server(workers)
+            server = self.server
+            if server is None or not server.sockets:
+                if self.ensure_certificates():
+                    log.info("created a self-signed certificate: %s and %s",
+                             self.certfile, self.keyfile)
+                server = self.make_server(workers)
         except ServerError as exc:
             log.error("hyper2web: %s", exc)
             raise SystemExit(1) from None
 
         def on_ready(_: Server | None = None) -> None:
-            extra = f", {workers} workers" if workers > 1 else ""
-            log.info("serving %s at %s (Ctrl+C to stop%s)", self.root, self.url, extra)
-            notice_later(lambda: self_signed_notice(self.certfile), log.warning)
+            if announce:
+                extra = f", {workers} workers" if workers > 1 else ""
+                log.info("serving %s at %s (Ctrl+C to stop%s)", self.root, self.url, extra)
+                notice_later(lambda: self_signed_notice(self.certfile), log.warning)
             if ready is not None:
                 ready(self)
 
+        def serve(ready_here: Callable[[Server], None]) -> None:
+            if on_start is not None:
+                on_start()
+            try:
+                server.run(ready_here)
+            finally:
+                if on_stop is not None:
+                    on_stop()
+
         if workers == 1:
-            server.run(on_ready)
+            serve(on_ready)
             return
 
         def worker(index: int, listening: Callable[[], None]) -> None:
@@ -377,7 +396,7 @@ class App:
             except ServerError as exc:
                 log.error("hyper2web: worker %d: %s", index, exc)
                 raise SystemExit(1) from None
-            server.run(lambda _: listening())
+            serve(lambda _: listening())
 
         code = WorkerPool(workers, worker).run(on_ready)
         if code:

@@ -10,7 +10,6 @@ import logging
 import re
 import shutil
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,8 +25,6 @@ from hyper2web.certs import (
 )
 from hyper2web.exceptions import CertificateError, PortInUse, ServerError
 from hyper2web.reload import LiveReload
-from hyper2web.server.listener import Server
-from hyper2web.workers import WorkerPool
 
 from . import certs as local_ca
 from . import trust
@@ -217,7 +214,7 @@ def serve(ctx: click.Context, **values: Any) -> None:
             load_routes(routes_path, app)
         except RoutesError as exc:
             raise click.ClickException(f"cannot load routes: {exc}") from None
-    server = _bind(app, certfile, keyfile, strict=opt.strict_port, workers=opt.workers)
+    _bind(app, certfile, keyfile, strict=opt.strict_port, workers=opt.workers)
 
     def banner(_: object = None) -> None:
         _print_banner(app, root, routes_path, certfile, config_file, opt.workers)
@@ -227,48 +224,39 @@ def serve(ctx: click.Context, **values: Any) -> None:
 
             threading.Thread(target=webbrowser.open, args=(app.url,), daemon=True).start()
 
-    def run(ready: Callable[[Any], None]) -> None:
-        """Serve in this process; each worker runs its own watcher, so every tab reloads."""
-        watcher = None
+    watchers: list[SiteWatcher] = []
+
+    def start() -> None:
+        """In each serving process: its own watcher (so every tab reloads, whichever
+        worker holds its connection)."""
         if app.live_reload is not None:
             watcher = SiteWatcher(app, root, routes_path, ignore=opt.ignores, poll=opt.poll)
             watcher.start()
-        try:
-            server.run(ready)
-        finally:
-            if watcher is not None:
-                watcher.stop()
-            if access_log is not None:
-                access_log.flush()
+            watchers.append(watcher)
 
-    if opt.workers == 1:
-        run(banner)
-        return
+    def stop() -> None:
+        for watcher in watchers:
+            watcher.stop()
+        if access_log is not None:
+            access_log.flush()
 
-    def worker(index: int, listening: Callable[[], None]) -> None:
-        try:
-            try:
-                server.rebind()
-            except ServerError as exc:
-                raise click.ClickException(f"worker {index}: {exc}") from None
-            run(lambda _: listening())
-        except click.ClickException as exc:
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-
-    if WorkerPool(opt.workers, worker).run(banner) != 0:
-        raise click.ClickException("the workers stopped (see above)")
+    try:
+        app.up(banner, workers=opt.workers, on_start=start, on_stop=stop, announce=False)
+    except SystemExit as exc:
+        if exc.code:
+            raise click.ClickException("the workers stopped (see above)") from None
 
 
 PORT_TRIES = 20
 
 
-def _bind(app: App, certfile: Path, keyfile: Path, *, strict: bool, workers: int = 1) -> Server:
-    """Bind the app's port; when it is taken, the next free one (unless ``strict``)."""
+def _bind(app: App, certfile: Path, keyfile: Path, *, strict: bool, workers: int = 1) -> None:
+    """Bind the app's port (``App.up`` then serves on it); when it is taken, the next free
+    one (unless ``strict``)."""
     wanted = app.port
     for attempt in range(1 if strict or wanted == 0 else PORT_TRIES):
         try:
-            server = app.make_server(workers)
+            app.make_server(workers)
         except PortInUse as exc:
             if strict or wanted == 0 or attempt == PORT_TRIES - 1 or app.port >= 65535:
                 raise click.ClickException(
@@ -282,7 +270,7 @@ def _bind(app: App, certfile: Path, keyfile: Path, *, strict: bool, workers: int
             raise click.ClickException(str(exc)) from None
         if app.port != wanted and wanted != 0:
             click.echo(f"  port {wanted} is in use, using {app.port} instead", err=True)
-        return server
+        return
     raise AssertionError("unreachable")  # pragma: no cover
 
 
