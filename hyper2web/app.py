@@ -28,7 +28,7 @@ from .http import RESERVED_PREFIX, Request, Response
 from .listing import human_size
 from .reload import LiveReload, inject_script
 from .router import Handler, Router, Routes
-from .server.h2 import ConnectionConfig
+from .server.config import ConnectionConfig
 from .server.listener import Server
 from .server.tls import make_ssl_context
 from .static import StaticFiles, send_error_page

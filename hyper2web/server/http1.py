@@ -22,7 +22,7 @@ import h11
 from .._curio import curio
 from ..exceptions import StreamClosed
 from ..http import Request, Response, Stream
-from .h2 import READ_SIZE, ConnectionConfig, EarlyAnswer, Handler, StreamsBody
+from .config import READ_SIZE, ConnectionConfig, EarlyAnswer, Handler, StreamsBody
 
 log = logging.getLogger("hyper2web.server")
 

@@ -20,7 +20,8 @@ from typing import Any, cast
 
 from .._curio import curio
 from ..exceptions import PortInUse, ServerError
-from .h2 import ConnectionConfig, EarlyAnswer, H2Connection, Handler, StreamsBody
+from .config import ConnectionConfig, EarlyAnswer, Handler, StreamsBody
+from .h2 import H2Connection
 from .http1 import H11Connection
 from .plain import TLS_HANDSHAKE, first_byte, redirect_to_https
 
