@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import CliServer, start_cli
 
 from hyper2web import App
 from hyper2web._curio import curio
 from hyper2web.certs import write_certificates
+from tests.support import CliServer, start_cli
 
 # Every process the session starts inherits this variable; one still running when the
 # session ends was left behind (an unstopped server, a forked worker that kept going).

@@ -1,8 +1,8 @@
 """Helpers every test folder shares.
 
 A plain module rather than ``conftest.py``: each test folder has a ``conftest.py`` of its
-own, and only one module named ``conftest`` can be imported at a time. ``tests/`` is on
-``sys.path`` because of the root conftest, so ``from support import ...`` works everywhere.
+own, and only one module named ``conftest`` can be imported at a time. ``tests/`` is a
+package, so every test imports it as ``from tests.support import ...``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from support import REPO
+
+from tests.support import REPO
 
 IMPORT_CURIO = re.compile(r"^\s*(import curio|from curio\b)", re.MULTILINE)
 

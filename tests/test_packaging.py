@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from support import REPO
+from tests.support import REPO
 
 
 def test_the_wheel_builds_without_deprecation_warnings(tmp_path: Path) -> None:

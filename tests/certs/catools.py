@@ -19,10 +19,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from support import REPO, run_cli  # noqa: F401 - run_cli is used by the tests here
 
 from hyper2web.certs import CERT_NAME, KEY_NAME, write_private
 from hyper2web_cli.terminal import network_addresses
+from tests.support import REPO, run_cli  # noqa: F401 - run_cli is used by the tests here
 
 
 def user_env(home: Path, system_dir: Path, update_command: str = "true") -> dict[str, str]:

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from catools import ca_file, common_name, load_cert, run_cli, user_env
+
+from tests.certs.catools import ca_file, common_name, load_cert, run_cli, user_env
 
 # No --ignore-certificate-errors: the browser checks the certificate as it would for a user.
-from support import CHROMIUM_ARGS, CliServer, need_tool, start_cli
+from tests.support import CHROMIUM_ARGS, CliServer, need_tool, start_cli
 
 INDEX = """<!doctype html>
 <html><head><title>Offline first</title></head>

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import click
 import pytest
-from catools import (
+from click.testing import CliRunner, Result
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from hyper2web.certs import CERT_NAME, KEY_NAME
+from hyper2web_cli.certs import covers
+from hyper2web_cli.cli import main
+from tests.certs.catools import (
     app_certs,
     assert_covers,
     ca_file,
@@ -22,16 +32,6 @@ from catools import (
     mode,
     sans,
 )
-from click.testing import CliRunner, Result
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from hyper2web.certs import CERT_NAME, KEY_NAME
-from hyper2web_cli.certs import covers
-from hyper2web_cli.cli import main
 
 LEAF_LIMIT = dt.timedelta(days=825)
 

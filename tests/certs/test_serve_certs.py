@@ -10,7 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from catools import (
+from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives import serialization
+
+from hyper2web.certs import CERT_NAME, KEY_NAME
+from hyper2web.server.listener import Server
+from hyper2web_cli import certs as certs_module
+from hyper2web_cli.cli import main
+from tests.certs.catools import (
     app_certs,
     assert_covers,
     ca_file,
@@ -21,14 +28,7 @@ from catools import (
     user_env,
     write_pair,
 )
-from click.testing import CliRunner, Result
-from cryptography.hazmat.primitives import serialization
-from support import start_cli
-
-from hyper2web.certs import CERT_NAME, KEY_NAME
-from hyper2web.server.listener import Server
-from hyper2web_cli import certs as certs_module
-from hyper2web_cli.cli import main
+from tests.support import start_cli
 
 RENEW_WINDOW = dt.timedelta(days=30)
 

@@ -10,7 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from catools import (
+from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives import hashes
+
+from hyper2web.certs import CERT_NAME
+from hyper2web_cli import trust
+from hyper2web_cli.cli import main
+from tests.certs.catools import (
     ca_file,
     common_name,
     der,
@@ -20,13 +26,7 @@ from catools import (
     nss_der,
     nss_list,
 )
-from click.testing import CliRunner, Result
-from cryptography.hazmat.primitives import hashes
-from support import need_tool
-
-from hyper2web.certs import CERT_NAME
-from hyper2web_cli import trust
-from hyper2web_cli.cli import main
+from tests.support import need_tool
 
 
 @pytest.fixture

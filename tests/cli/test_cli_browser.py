@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import CHROMIUM_ARGS, REPO, CliServer, need_tool
+
+from tests.support import CHROMIUM_ARGS, REPO, CliServer, need_tool
 
 BROWSER_ARGS = [*CHROMIUM_ARGS, "--ignore-certificate-errors"]
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import CliServer, need_tool, start_cli
+
+from tests.support import CliServer, need_tool, start_cli
 
 INDEX = """<!doctype html>
 <html lang="en">

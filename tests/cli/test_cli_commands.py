@@ -19,13 +19,13 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from support import REPO, isolated_home
 
 import hyper2web
 from hyper2web.certs import CERT_NAME, KEY_NAME, VALIDITY_DAYS, write_certificates
 from hyper2web.server.listener import Server
 from hyper2web_cli.cli import main
 from hyper2web_cli.terminal import network_addresses
+from tests.support import REPO, isolated_home
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import REPO, CliServer
 
 from hyper2web.certs import CERT_NAME, KEY_NAME, certificate_hosts, write_certificates
+from tests.support import REPO, CliServer
 
 StartCli = Callable[..., CliServer]
 

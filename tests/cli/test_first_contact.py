@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import CliServer, isolated_home, need_tool
 
 from hyper2web.certs import CERT_NAME, KEY_NAME, write_certificates
 from hyper2web_cli.cli import main
+from tests.support import CliServer, isolated_home, need_tool
 
 StartCli = Callable[..., CliServer]
 NOTICE = "Not trusted:"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from rawpath import raw_request
 
 from hyper2web import HTTPError, app
 from hyper2web.exceptions import ResponseAlreadySent
+from tests.framework.rawpath import raw_request
 
 IDENTITY = {"accept-encoding": "identity"}
 

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from rawpath import raw_request
+
+from tests.framework.rawpath import raw_request
 
 SECRET = b"TOP-SECRET-do-not-serve"
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from support import CHROMIUM_ARGS, isolated_home, need_tool, run_cli
+
+from tests.support import CHROMIUM_ARGS, isolated_home, need_tool, run_cli
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from support import need_tool
+from tests.support import need_tool
 
 
 def trust_server(env: dict[str, str], server: Any) -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from support import REPO, copy_sample_site, need_tool
 
 from hyper2web.certs import write_certificates
 from hyper2web_cli.check import check_site, png_size
 from hyper2web_cli.cli import main
+from tests.support import REPO, copy_sample_site, need_tool
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from support import REPO, copy_sample_site
+
+from tests.support import REPO, copy_sample_site
 
 
 def load_game_routes() -> ModuleType:

@@ -8,12 +8,12 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
-from support import need_tool
 
 from hyper2web.certs import CERT_NAME, KEY_NAME
 from hyper2web_cli import certs as local_ca
 from hyper2web_cli.check import png_size
 from hyper2web_cli.cli import main
+from tests.support import need_tool
 
 SHELL_RE = re.compile(r"const SHELL = \[(.*?)\];", re.S)
 

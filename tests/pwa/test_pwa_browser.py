@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pwakit import trust_server
-from support import copy_sample_site, run_cli
+
+from tests.pwa.pwakit import trust_server
+from tests.support import copy_sample_site, run_cli
 
 WORKER_CONTROLS = "navigator.serviceWorker && navigator.serviceWorker.controller !== null"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import EventStream
+
+from tests.reload.livekit import EventStream
 
 INDEX = """<!doctype html>
 <html>

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,12 +16,8 @@ from typing import Any
 
 import httpx
 
-TESTS = Path(__file__).resolve().parents[1]
-if str(TESTS / "server") not in sys.path:
-    sys.path.append(str(TESTS / "server"))  # the raw HTTP/2 client of the protocol tests
-
-from h2client import H2Client  # noqa: E402
-from support import need_tool  # noqa: E402,F401 - used by the tests here
+from tests.server.h2client import H2Client
+from tests.support import need_tool  # noqa: F401 - used by the tests here
 
 EVENTS_PATH = "/__hyper2web__/events"
 CLIENT_PATH = "/__hyper2web__/client.js"

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import EventStream, edit, need_tool, prime_routes, prime_site
-from support import CHROMIUM_ARGS
+
+from tests.reload.livekit import EventStream, edit, need_tool, prime_routes, prime_site
+from tests.support import CHROMIUM_ARGS
 
 Serve = Callable[..., Any]
 Events = Callable[..., EventStream]

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import get, wait_output, wait_until
 
 from hyper2web_cli.terminal import AccessLog, network_addresses, qr_lines
+from tests.reload.livekit import get, wait_output, wait_until
 
 Serve = Callable[..., Any]
 QR_CHARS = set("█▄▀ ")

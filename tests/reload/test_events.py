@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from livekit import (
+
+from hyper2web.reload import LiveReload
+from tests.reload.livekit import (
     CLIENT_PATH,
     EVENT_TIMEOUT,
     EVENTS_PATH,
@@ -22,8 +24,6 @@ from livekit import (
     prime_site,
     wait_until,
 )
-
-from hyper2web.reload import LiveReload
 
 Serve = Callable[..., Any]
 Events = Callable[..., EventStream]

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import SCRIPT_TAG, H2Client, get
 
 from hyper2web import App
 from hyper2web.reload import LiveReload, inject_script
+from tests.reload.livekit import SCRIPT_TAG, H2Client, get
 
 TAG = SCRIPT_TAG.encode()
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from livekit import (
+
+from tests.reload.livekit import (
     EVENT_TIMEOUT,
     EventStream,
     edit,

@@ -15,10 +15,17 @@ from typing import Any
 
 import pytest
 import watchfiles
-from livekit import EVENT_TIMEOUT, EventStream, edit, prime_site, wait_output, wait_until
 
 from hyper2web_cli import watch
 from hyper2web_cli.watch import IgnoreFilter, SiteWatcher, Watcher, polling_reason
+from tests.reload.livekit import (
+    EVENT_TIMEOUT,
+    EventStream,
+    edit,
+    prime_site,
+    wait_output,
+    wait_until,
+)
 
 Serve = Callable[..., Any]
 Events = Callable[..., EventStream]

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from h2client import H2Client
-from livekit import EventStream, edit, prime_site, wait_output, wait_until
+
+from tests.reload.livekit import EventStream, edit, prime_site, wait_output, wait_until
+from tests.server.h2client import H2Client
 
 Serve = Callable[..., Any]
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from apps import Site, make_app
+
+from tests.server.apps import Site, make_app
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-from h2client import client_context
+from tests.server.h2client import client_context
 
 
 @dataclass

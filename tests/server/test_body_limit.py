@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from apps import Site, make_app
 from h2.errors import ErrorCodes
-from h2client import SETTINGS, H2Client
 from hyperframe.frame import DataFrame
+
+from tests.server.apps import Site, make_app
+from tests.server.h2client import SETTINGS, H2Client
 
 LIMIT = 1000
 

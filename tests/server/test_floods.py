@@ -8,9 +8,10 @@ import time
 from typing import Any
 
 import pytest
-from apps import make_app
 from h2.errors import ErrorCodes
-from h2client import H2Client, h2_get
+
+from tests.server.apps import make_app
+from tests.server.h2client import H2Client, h2_get
 
 GOAWAY = 7
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from h2client import SETTINGS, H2Client
+
+from tests.server.h2client import SETTINGS, H2Client
 
 UPLOAD_SIZE = 20 * 1024 * 1024
 PATTERN = bytes(range(251)) * (400_000 // 251 + 1)

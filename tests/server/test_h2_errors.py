@@ -19,7 +19,8 @@ from typing import Any
 import hpack
 import pytest
 from h2.errors import ErrorCodes
-from h2client import H2Client, h2_get
+
+from tests.server.h2client import H2Client, h2_get
 
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
 END_STREAM, END_HEADERS = 0x1, 0x4

@@ -7,7 +7,7 @@ import hashlib
 import time
 from typing import Any
 
-from h2client import H2Client
+from tests.server.h2client import H2Client
 
 
 def test_slow_handler_does_not_delay_other_streams(server: Any) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 
 import hpack
 import pytest
-from h2client import H2Client
-from support import need_tool
 
 from hyper2web.server.hpack_fields import MAX_CACHED, FieldEncoder, _cache, encode_integer
+from tests.server.h2client import H2Client
+from tests.support import need_tool
 
 FIELDS = [
     (b":status", b"200"),  # a whole static table entry

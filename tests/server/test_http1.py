@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from apps import make_app
-from h1raw import H1Raw, request
-from h2client import h2_get, tls_connect
-from support import need_tool
+
+from tests.server.apps import make_app
+from tests.server.h1raw import H1Raw, request
+from tests.server.h2client import h2_get, tls_connect
+from tests.support import need_tool
 
 BODY = b"0123456789" * 1000
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from h2client import H2Client
 
 from hyper2web import App
 from hyper2web._curio import curio
+from tests.server.h2client import H2Client
 
 
 @pytest.fixture

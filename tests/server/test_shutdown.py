@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from h2.errors import ErrorCodes
-from h2client import H2Client, encode_headers
 from hyperframe.frame import HeadersFrame
+
+from tests.server.h2client import H2Client, encode_headers
 
 ROUTES = '''
 from pathlib import Path

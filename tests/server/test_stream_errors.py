@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from h2.errors import ErrorCodes
-from h2client import H2Client
-from test_h2_errors import (
+
+from hyper2web.server import stream_errors
+from tests.server.h2client import H2Client
+from tests.server.test_h2_errors import (
     DATA,
     END_HEADERS,
     END_STREAM,
@@ -22,8 +24,6 @@ from test_h2_errors import (
     header_block,
     raw_frame,
 )
-
-from hyper2web.server import stream_errors
 
 PRIORITY = 0x2
 PRIORITY_FLAG = 0x20

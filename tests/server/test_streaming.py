@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from h2client import H2Client
 
 from hyper2web import App
 from hyper2web._curio import curio
 from hyper2web.router import Routes
+from tests.server.h2client import H2Client
 
 MIB = 1024 * 1024
 

@@ -8,12 +8,12 @@ import logging
 import socket
 import time
 
-from apps import make_app
 from h2.errors import ErrorCodes
-from h2client import H2Client, h2_get, tls_connect
 
 from hyper2web.server.h2 import ConnectionConfig
 from hyper2web.server.listener import raise_open_files_limit
+from tests.server.apps import make_app
+from tests.server.h2client import H2Client, h2_get, tls_connect
 
 
 def shorten(server, **limits: float) -> None:

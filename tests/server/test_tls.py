@@ -11,8 +11,9 @@ import time
 from typing import Any
 
 import pytest
-from apps import make_app
-from h2client import H2Client, client_context, h2_get, tls_connect
+
+from tests.server.apps import make_app
+from tests.server.h2client import H2Client, client_context, h2_get, tls_connect
 
 LOGGER = "hyper2web.server"
 

@@ -23,8 +23,9 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
-from support import CHROMIUM_ARGS as SUPPORT_CHROMIUM_ARGS
-from support import IN_CI, URL_RE, need_tool  # noqa: F401 - used by the tests here
+
+from tests.support import CHROMIUM_ARGS as SUPPORT_CHROMIUM_ARGS
+from tests.support import IN_CI, URL_RE, need_tool  # noqa: F401 - used by the tests here
 
 CHROME_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
                  "image/webp,image/apng,*/*;q=0.8")

@@ -11,9 +11,9 @@ import brotli
 import httpx
 import pytest
 import zstandard
-from statictools import curl, h2_request, need_tool, touch_later
 
 from hyper2web import encoding
+from tests.static.statictools import curl, h2_request, need_tool, touch_later
 
 
 def text(kind: str, size: int = 6000) -> bytes:

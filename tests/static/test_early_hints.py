@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from statictools import CHROME_ACCEPT, H2Raw, curl, h2_request
+
+from tests.static.statictools import CHROME_ACCEPT, H2Raw, curl, h2_request
 
 PAGE = b"""<!doctype html>
 <html><head>

@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from statictools import H2Raw, curl, h2_request, touch_later
 
 import hyper2web.files
 import hyper2web.http
 import hyper2web.static
+from tests.static.statictools import H2Raw, curl, h2_request, touch_later
 
 SMALL = b"export const small = 'kept in memory';\n" * 100
 BIG = os.urandom(5 * 1024 * 1024)

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from statictools import Serve, curl, h2_request
 
 from hyper2web.certs import write_certificates
 from hyper2web_cli.cli import main
+from tests.static.statictools import Serve, curl, h2_request
 
 ROUTES = '''
 async def hello(request, response):

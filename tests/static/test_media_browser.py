@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from statictools import CHROMIUM_ARGS, need_tool
+
+from tests.static.statictools import CHROMIUM_ARGS, need_tool
 
 RECORD = """async () => {
   const canvas = document.createElement('canvas');

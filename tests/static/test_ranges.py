@@ -7,7 +7,8 @@ from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 
 import pytest
-from statictools import curl, h2_request, parse_byteranges, touch_later
+
+from tests.static.statictools import curl, h2_request, parse_byteranges, touch_later
 
 DATA = bytes(range(256)) * 16 + b"tail"  # 4100 bytes, every offset recognisable
 TEXT = b"".join(b"line %05d of a compressible text file\n" % i for i in range(200))

@@ -11,7 +11,8 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import httpx
 import pytest
-from statictools import CHROME_ACCEPT, curl
+
+from tests.static.statictools import CHROME_ACCEPT, curl
 
 FIREFOX_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 INDEX = b"<!doctype html><title>SPA shell</title><div id=app></div>"

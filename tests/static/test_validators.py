@@ -9,7 +9,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from statictools import curl, h2_request, touch_later
+
+from tests.static.statictools import curl, h2_request, touch_later
 
 STRONG_ETAG = re.compile(r'^"[!#-~]+"$')  # RFC 9110 entity-tag, no W/ prefix
 FILES = {
