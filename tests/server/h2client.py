@@ -64,6 +64,8 @@ class StreamResult:
     reset: int | None = None  # error code of a RST_STREAM from the server
     first_byte_at: float | None = None
     ended_at: float | None = None
+    informational: list[list[tuple[str, str]]] = field(default_factory=list)  # 1xx heads
+    order: list[str] = field(default_factory=list)  # "informational", "response", "data"
 
     @property
     def status(self) -> int | None:
@@ -73,10 +75,12 @@ class StreamResult:
         return None
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        """The field's value; repeated fields joined with ``, ``."""
+        values = [value for key, value in self.headers if key == name]
+        return ", ".join(values) if values else None
+
+    def header_names(self) -> list[str]:
+        return [key for key, _ in self.headers]
 
     @property
     def body(self) -> bytes:
@@ -110,14 +114,18 @@ class H2Client:
                  settings: dict[int, int] | None = None, auto_ack: bool = True,
                  keep_body: bool = True, track_frames: bool = True,
                  timeout: float = DEFAULT_TIMEOUT, preface: bool = True,
-                 strict: bool = True) -> None:
+                 strict: bool = True, normalize: bool = True) -> None:
         self.sock = tls_connect(port, host, timeout=timeout)
         self.timeout = timeout
         self.auto_ack = auto_ack
         self.keep_body = keep_body
         self.track_frames = track_frames
+        # ``normalize=False`` sends a ``:path`` exactly as given (``..`` segments included),
+        # as httpx and browsers never do.
         self.conn = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+            config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
+                                             validate_outbound_headers=normalize,
+                                             normalize_outbound_headers=normalize)
         )
         self.streams: dict[int, StreamResult] = {}
         self.sent: dict[int, int] = {}  # body bytes sent per stream
@@ -256,15 +264,22 @@ class H2Client:
     def _on_event(self, event: h2.events.Event) -> None:
         self.events.append(event)
         now = time.monotonic()
-        if isinstance(event, h2.events.ResponseReceived):
+        if isinstance(event, h2.events.InformationalResponseReceived):
+            stream = self.streams.setdefault(event.stream_id, StreamResult(event.stream_id))
+            stream.informational.append(list(event.headers))
+            stream.order.append("informational")
+        elif isinstance(event, h2.events.ResponseReceived):
             stream = self.streams.setdefault(event.stream_id, StreamResult(event.stream_id))
             stream.headers.extend(event.headers)
             stream.first_byte_at = stream.first_byte_at or now
+            stream.order.append("response")
         elif isinstance(event, h2.events.TrailersReceived):
             self.streams[event.stream_id].headers.extend(event.headers)
         elif isinstance(event, h2.events.DataReceived):
             stream = self.streams.setdefault(event.stream_id, StreamResult(event.stream_id))
             stream.received += len(event.data)
+            if not stream.order or stream.order[-1] != "data":
+                stream.order.append("data")
             if self.keep_body:
                 stream.chunks.append(event.data)
             if self.on_data is not None:
@@ -325,6 +340,18 @@ class H2Client:
     def get(self, path: str, timeout: float | None = None, **kwargs: object) -> StreamResult:
         return self.wait(self.request(path, **kwargs), timeout)  # type: ignore[arg-type]
 
+    def fetch(self, path: str, method: str = "GET",
+              headers: Iterable[tuple[str, str]] = (), body: bytes | None = None
+              ) -> StreamResult:
+        """One request, read until its response ended."""
+        return self.wait(self.request(path, method, headers=headers, body=body))
+
+    def batch(self, paths: list[str]) -> list[StreamResult]:
+        """GET every path, all requests in one write, so the server reads them together."""
+        ids = [self.request(path, flush=False) for path in paths]
+        self.flush()
+        return [self.wait(sid) for sid in ids]
+
     def frames_of(self, frame_type: int) -> list[WireFrame]:
         return [f for f in self.frames if f.type == frame_type]
 
@@ -356,6 +383,14 @@ def h2_get(port: int, path: str = "/", host: str = "127.0.0.1",
     """One GET on a fresh connection: the 'server still serves' probe."""
     with H2Client(port, host, timeout=timeout) as client:
         return client.get(path, timeout=timeout)
+
+
+def h2_request(port: int, path: str, method: str = "GET",
+               headers: Iterable[tuple[str, str]] = (), *, host: str = "127.0.0.1",
+               body: bytes | None = None, normalize: bool = True) -> StreamResult:
+    """One request on a fresh connection (``normalize=False``: the path exactly as given)."""
+    with H2Client(port, host, normalize=normalize) as client:
+        return client.fetch(path, method, headers, body)
 
 
 SETTINGS = h2.settings.SettingCodes

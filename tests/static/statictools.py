@@ -1,29 +1,20 @@
-"""Clients and helpers of the static serving tests: a raw HTTP/2 client, curl, a
-``hyper2web serve`` process, and a ``multipart/byteranges`` parser.
-
-Kept here rather than imported from another test folder: each folder has its own
-``conftest.py``, and only one module named ``conftest`` can be imported at a time.
-"""
+"""Helpers of the static serving tests: curl, a ``hyper2web serve`` process, a
+``multipart/byteranges`` parser; HTTP/2 requests go through the suite's one raw client."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import h2.config
-import h2.connection
-import h2.events
-
+from tests.server.h2client import StreamResult, h2_request  # noqa: F401 - used by the tests
 from tests.support import CHROMIUM_ARGS as SUPPORT_CHROMIUM_ARGS
 from tests.support import IN_CI, URL_RE, need_tool  # noqa: F401 - used by the tests here
 
@@ -32,130 +23,9 @@ CHROME_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/av
 CHROMIUM_ARGS = [*SUPPORT_CHROMIUM_ARGS, "--ignore-certificate-errors"]
 
 
-# -- a raw HTTP/2 client ------------------------------------------------------------------
+# -- HTTP/2: the one raw client of the suite (tests/server/h2client.py) ------------------
 
-
-@dataclass
-class H2Response:
-    """Everything one stream received, in order: 1xx heads, the final head, the body."""
-
-    informational: list[list[tuple[str, str]]] = field(default_factory=list)
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    chunks: list[bytes] = field(default_factory=list)
-    order: list[str] = field(default_factory=list)
-    ended: bool = False
-    reset: int | None = None
-
-    @property
-    def status(self) -> int:
-        return int(dict(self.headers)[":status"])
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.chunks)
-
-    def header(self, name: str) -> str | None:
-        values = [v for k, v in self.headers if k == name]
-        return ", ".join(values) if values else None
-
-    def header_names(self) -> list[str]:
-        return [k for k, _ in self.headers]
-
-
-class H2Raw:
-    """One blocking HTTP/2 connection that shows what ``httpx`` hides: 103 responses,
-    compressed bytes as sent, and whether a body arrived at all."""
-
-    def __init__(self, port: int, timeout: float = 10) -> None:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        ctx.set_alpn_protocols(["h2"])
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
-        assert self.sock.selected_alpn_protocol() == "h2"
-        self.timeout = timeout
-        self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-        self.conn.initiate_connection()
-        self.conn.increment_flow_control_window(2**30)
-        self.sock.sendall(self.conn.data_to_send())
-        self.streams: dict[int, H2Response] = {}
-
-    def request(self, path: str, method: str = "GET",
-                headers: list[tuple[str, str]] | tuple[tuple[str, str], ...] = ()) -> H2Response:
-        result = self._send(path, method, headers)
-        self._read_until([result], f"{method} {path}")
-        return result
-
-    def batch(self, paths: list[str]) -> list[H2Response]:
-        """GET every path, all requests in one write, so the server reads them together."""
-        results = [self._send(path, "GET", (), write=False) for path in paths]
-        self.sock.sendall(self.conn.data_to_send())
-        self._read_until(results, f"GET of {len(paths)} paths")
-        return results
-
-    def _send(self, path: str, method: str,
-              headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
-              write: bool = True) -> H2Response:
-        sid = self.conn.get_next_available_stream_id()
-        block = [(":method", method), (":scheme", "https"), (":authority", "localhost"),
-                 (":path", path), *headers]
-        result = self.streams[sid] = H2Response()
-        self.conn.send_headers(sid, block, end_stream=True)
-        if write:
-            self.sock.sendall(self.conn.data_to_send())
-        return result
-
-    def _read_until(self, results: list[H2Response], what: str) -> None:
-        """Read (answering what h2 must) until every one of ``results`` ended or was reset."""
-        deadline = time.monotonic() + self.timeout
-        while not all(r.ended or r.reset is not None for r in results):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what}: no complete response")
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError(f"{what}: connection closed")
-            for event in self.conn.receive_data(data):
-                self._on_event(event)
-            out = self.conn.data_to_send()
-            if out:
-                self.sock.sendall(out)
-
-    def _on_event(self, event: h2.events.Event) -> None:
-        stream = self.streams.get(getattr(event, "stream_id", 0) or 0)
-        if stream is None:
-            return
-        if isinstance(event, h2.events.InformationalResponseReceived):
-            stream.informational.append(list(event.headers))
-            stream.order.append("informational")
-        elif isinstance(event, h2.events.ResponseReceived):
-            stream.headers = list(event.headers)
-            stream.order.append("response")
-        elif isinstance(event, h2.events.DataReceived):
-            stream.chunks.append(event.data)
-            if not stream.order or stream.order[-1] != "data":
-                stream.order.append("data")
-            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, h2.events.StreamEnded):
-            stream.ended = True
-        elif isinstance(event, h2.events.StreamReset):
-            stream.reset = int(event.error_code)
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> H2Raw:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def h2_request(port: int, path: str, method: str = "GET",
-               headers: list[tuple[str, str]] | tuple[tuple[str, str], ...] = ()) -> H2Response:
-    with H2Raw(port) as client:
-        return client.request(path, method, headers)
+H2Response = StreamResult  # what one stream received: 1xx heads, the final head, the body
 
 
 # -- curl -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.static.statictools import CHROME_ACCEPT, H2Raw, curl, h2_request
+from tests.server.h2client import H2Client
+from tests.static.statictools import CHROME_ACCEPT, curl, h2_request
 
 PAGE = b"""<!doctype html>
 <html><head>
@@ -66,19 +67,19 @@ def test_no_103_for_pages_without_preload_links(serve_app, root) -> None:
 
 def test_no_103_for_head_304_and_other_files(serve_app, root) -> None:
     server = serve_app(root=root, early_hints=True)
-    with H2Raw(server.port) as client:
-        head = client.request("/", "HEAD")
+    with H2Client(server.port) as client:
+        head = client.fetch("/", "HEAD")
         assert head.informational == [] and head.status == 200 and head.chunks == []
-        etag = client.request("/").header("etag")
+        etag = client.fetch("/").header("etag")
         assert etag
-        cached = client.request("/", headers=[("if-none-match", etag)])
+        cached = client.fetch("/", headers=[("if-none-match", etag)])
         assert cached.status == 304 and cached.informational == []
-        css = client.request("/style.css")
+        css = client.fetch("/style.css")
         assert css.status == 200 and css.informational == []
-        missing = client.request("/missing.html")
+        missing = client.fetch("/missing.html")
         assert missing.status == 404 and missing.informational == []
         # a second GET on the same connection gets its hints again
-        again = client.request("/")
+        again = client.fetch("/")
         assert links_of(again.informational[0]) == EXPECTED
 
 

@@ -16,7 +16,8 @@ import pytest
 import hyper2web.files
 import hyper2web.http
 import hyper2web.static
-from tests.static.statictools import H2Raw, curl, h2_request, touch_later
+from tests.server.h2client import H2Client
+from tests.static.statictools import curl, h2_request, touch_later
 
 SMALL = b"export const small = 'kept in memory';\n" * 100
 BIG = os.urandom(5 * 1024 * 1024)
@@ -129,8 +130,8 @@ def test_repeated_requests_cost_one_stat_per_level_and_no_open(serve_app, root, 
 
 def test_requests_that_arrive_together_share_one_stat(serve_app, root, monkeypatch) -> None:
     server = serve_app(root=root)
-    with H2Raw(server.port) as client:
-        assert client.request("/small.js").body == SMALL  # found and remembered
+    with H2Client(server.port) as client:
+        assert client.fetch("/small.js").body == SMALL  # found and remembered
         spy = Spy(monkeypatch, root)
         results = client.batch(["/small.js"] * 8)
         assert [r.status for r in results] == [200] * 8
