@@ -1,8 +1,8 @@
 """Request, Response and Stream: what a handler sees, independent of the wire protocol.
 
-A ``Response`` writes through a ``Channel``: the HTTP/2 connection implements it today and an
-HTTP/1.1 connection can implement it later, so routing, static files and handlers never know
-which protocol carries them.
+A ``Response`` writes through a ``Channel``, which the HTTP/2 and the HTTP/1.1 connections
+each implement, so routing, static files and handlers never know which protocol carries
+them.
 """
 
 from __future__ import annotations

@@ -123,6 +123,8 @@ class Router:
             raise ValueError(f"unsupported method {method!r}; use one of {', '.join(METHODS)}")
         if not callable(handler):
             raise TypeError(f"handler for {method} {route} is not callable: {handler!r}")
+        if stream and method in ("GET", "HEAD"):
+            raise ValueError(f"stream=True is for requests with a body, not {method}")
         route = normalize(route)
         regex, _ = compile_route(route)
         entry = self._plain.get(route) if regex is None else next(

@@ -244,7 +244,8 @@ def serve(ctx: click.Context, **values: Any) -> None:
         app.up(banner, workers=opt.workers, on_start=start, on_stop=stop, announce=False)
     except SystemExit as exc:
         if exc.code:
-            raise click.ClickException("the workers stopped (see above)") from None
+            what = "the workers stopped" if opt.workers > 1 else "the server stopped"
+            raise click.ClickException(f"{what} (see above)") from None
 
 
 PORT_TRIES = 20

@@ -15,7 +15,8 @@ Three rules keep it correct and fast:
 - every write to the socket goes through one lock (``flush``): what the read loop answered
   leaves in one ``sendall`` per batch of received frames, and tasks wake a writer task
   (started on first need) so the frames of many streams leave together too;
-- every received DATA frame is acknowledged, so uploads never stall.
+- every received DATA frame is acknowledged, so uploads never stall (a ``stream=True``
+  route's body is acknowledged as its handler reads it: that is its back-pressure).
 
 The connection is built from parts, one concern each: ``h2requests`` (a stream's headers
 and body -> a request run), ``eager`` (running a request inline until it first waits; the
@@ -208,6 +209,7 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
                 log.info("%s: HTTP/2 protocol error, closing: %s", self.peer, exc)
                 if conn.state_machine.state is not h2.connection.ConnectionState.CLOSED:
                     conn.close_connection(error_code=exc.error_code)
+                self.closed = True  # handlers still running stop at their next send
                 await self.flush()
                 await self._linger()
                 return
@@ -272,19 +274,14 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
                 else:
                     self._ended.append(state)
         elif kind is h2.events.StreamReset:
-            if not self._resets.spend(self._arrived):
-                self._calm = (f"{self._resets.total} streams reset by the client, over "
-                              f"{self._resets.limit} a second (rapid reset)")
+            self._spend_reset(by_client=True)
             await self._on_reset(event.stream_id)
         elif kind is h2.events.TrailersReceived:
             await self._on_trailers(event)
         elif kind is StreamError:
             # Reset by the rules of ``stream_errors``; counted as a reset, so a flood of
             # them is a flood of resets.
-            if not self._resets.spend(self._arrived):
-                self._calm = (f"{self._resets.total} streams reset, over "
-                              f"{self._resets.limit} a second")
-            if self._resets.total <= 3:
+            if self._spend_reset(by_client=False):
                 log.info("%s: stream %d: %s; reset (%s)", self.peer, event.stream_id,
                          event.reason, event.error_code.name)
             await self._on_reset(event.stream_id)
@@ -295,7 +292,8 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
         elif kind is h2.events.RemoteSettingsChanged:
             self._idle_frame()
             await self._on_window(0)
-        elif kind is h2.events.PingReceived:
+        elif kind is h2.events.PingReceived or kind is h2.events.SettingsAcknowledged \
+                or kind is h2.events.UnknownFrameReceived:
             self._idle_frame()
         elif kind is h2.events.PriorityUpdated:
             # Priority carried by a request's HEADERS is part of that request; a PRIORITY
@@ -358,17 +356,11 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
         finally:
             state.window_event = None
 
-    # -- requests --------------------------------------------------------------------------
-
-
     def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
         try:
             self.h2.reset_stream(stream_id, code)
         except h2.exceptions.ProtocolError:
             pass
-
-    # -- writing ---------------------------------------------------------------------------
-
 
     # -- shutdown --------------------------------------------------------------------------
 
@@ -402,7 +394,8 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
         if self._resets.total and self._calm is None:
             log.debug("%s: %d streams reset by the client", self.peer, self._resets.total)
         await self._wake_senders()
-        await self.flush()
+        if not self.lost:
+            await self.flush()
         if self._tasks is not None:
             for task in list(self._tasks):
                 if not task.terminated:

@@ -46,8 +46,10 @@ class H2Guards:
     _swept: float
     _arrived: float
     _idle_frames: RateBudget
+    _resets: RateBudget
     _calm: str | None
     _ended: list[Any]
+    closed: bool
 
     if TYPE_CHECKING:  # provided by H2Connection and its other parts
         @property
@@ -90,6 +92,16 @@ class H2Guards:
         self._ack(size, stream_id)
         await self.wake_writer()
 
+    def _spend_reset(self, by_client: bool) -> bool:
+        """Count one stream reset (by the client, or by us for a malformed request) against
+        the budget; True for the first few of a connection, which are worth a log line."""
+        if not self._resets.spend(self._arrived) and self._calm is None:
+            self._calm = (f"{self._resets.total} streams reset"
+                          f"{' by the client' if by_client else ''}, over "
+                          f"{self._resets.limit} a second"
+                          f"{' (rapid reset)' if by_client else ''}")
+        return self._resets.total <= 3
+
     def _idle_frame(self) -> None:
         """Count a frame that carries no request forward; past the budget, calm down."""
         if not self._idle_frames.spend(self._arrived) and self._calm is None:
@@ -102,6 +114,7 @@ class H2Guards:
         self._ended.clear()
         if self.h2.state_machine.state is not h2.connection.ConnectionState.CLOSED:
             self.h2.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        self.closed = True  # handlers still running stop at their next send
         await self.flush()
         await self._linger()
 

@@ -57,6 +57,8 @@ class H2Requests:
 
         def _idle_frame(self) -> None: ...
 
+        def _spend_reset(self, by_client: bool) -> bool: ...
+
         def _drop_body(self, state: _StreamState) -> None: ...
 
         def _step(self, state: _StreamState, job: Coroutine[Any, Any, None]) -> Any: ...
@@ -81,20 +83,23 @@ class H2Requests:
         if self.goaway_sent_after is not None and event.stream_id > self.goaway_sent_after:
             # Opened after our GOAWAY crossed it: refused, so the client may retry it on a
             # new connection (RFC 9113 section 8.7).
+            self._spend_reset(by_client=False)
             self._reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         try:
             headers = request_headers(event.headers)
         except MalformedRequest as exc:
-            log.info("%s: malformed request on stream %d (%s); reset", self.peer,
-                     event.stream_id, exc)
+            if self._spend_reset(by_client=False):
+                log.info("%s: malformed request on stream %d (%s); reset", self.peer,
+                         event.stream_id, exc)
             self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return
         length = headers.get("content-length")
         if event.stream_ended is not None and length not in (None, "0"):
             # No body follows, yet one was announced (RFC 9113 section 8.1.1).
-            log.info("%s: request on stream %d ended with content-length %s; reset",
-                     self.peer, event.stream_id, length)
+            if self._spend_reset(by_client=False):
+                log.info("%s: request on stream %d ended with content-length %s; reset",
+                         self.peer, event.stream_id, length)
             self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return
         state = _StreamState(event.stream_id, headers)

@@ -49,9 +49,9 @@ class StreamChannel:
         block.extend(headers)
         try:
             conn.h2.send_headers(self._state.stream_id, block, end_stream=end_stream)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError):
-            # Reset by the peer, and perhaps already forgotten by h2 (then its id is "too
-            # low"): either way nobody is listening.
+        except h2.exceptions.ProtocolError:
+            # Reset by the peer, perhaps already forgotten by h2 (then its id is "too
+            # low"), or the connection closed on an error: either way nobody listens.
             raise StreamClosed(f"stream {self._state.stream_id} closed") from None
         if not conn.inline:
             await conn.wake_writer()

@@ -106,6 +106,8 @@ class H2Writer:
         A failed write means the peer is gone: the connection is marked lost (one log line)
         and every sender stops at its next check, instead of each raising its own error.
         """
+        if self.lost:
+            return  # nothing more can leave; a sender stuck in a write is cancelled
         if self._sending:
             await self.leave_read_loop()
         while self._sending:

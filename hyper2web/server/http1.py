@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import http
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import h11
 
 from .._curio import curio
-from ..exceptions import StreamClosed
+from ..exceptions import HTTPError, StreamClosed
 from ..http import Request, Response, Stream
 from .config import READ_SIZE, ConnectionConfig, EarlyAnswer, Handler, StreamsBody
+from .h2guard import LINGER_BYTES, LINGER_SECONDS
 
 log = logging.getLogger("hyper2web.server")
 
@@ -52,6 +55,8 @@ class H11Channel:
 
     async def send_informational(self, status: int,
                                  headers: Sequence[tuple[str, str]]) -> None:
+        if self._conn.h11.their_http_version != b"1.1":
+            return  # HTTP/1.0 knows no 1xx responses (RFC 9110 section 15.2)
         await self._conn.write(self._conn.send(
             h11.InformationalResponse(status_code=status, headers=list(headers))))
 
@@ -79,7 +84,7 @@ class H11BodySource:
 
     async def read(self) -> bytes:
         while not self._done:
-            event = await self._conn._next_event()
+            event = await self._next()
             if event is None:
                 raise StreamClosed("the client stopped sending the request body")
             if type(event) is h11.EndOfMessage:
@@ -87,6 +92,12 @@ class H11BodySource:
             elif type(event) is h11.Data and event.data:
                 return bytes(event.data)
         return b""
+
+    async def _next(self) -> Any:
+        try:
+            return await self._conn._next_event()
+        except h11.RemoteProtocolError as exc:  # broken chunked framing: the client's fault
+            raise HTTPError(400, f"bad request body: {exc}") from None
 
 
 class H11Connection:
@@ -132,6 +143,8 @@ class H11Connection:
                 self.h11.start_next_cycle()
         except h11.RemoteProtocolError as exc:
             await self._refuse_bad_request(exc)
+        except StreamClosed:
+            pass  # the client left while we answered: nothing more to do
         except OSError as exc:
             self.lost = True
             log.debug("%s: connection closed (%s)", self.peer, exc)
@@ -189,10 +202,12 @@ class H11Connection:
         source = None
         if chunked_or_sized and self.streams_body is not None and \
                 self.streams_body(method, path):
-            body: bytes | None = b""
             source = H11BodySource(self)  # read from the socket as the handler asks
-        else:
-            body = await self._read_body()
+        length = headers.get("content-length", "")
+        if source is None and length.isdigit() and int(length) > self.config.max_body_size:
+            await self._simple(413, "request body too large")  # before any 100 Continue
+            return False
+        body = await self._read_body() if source is None else b""
         if body is None:
             return False
         request = Request(Stream(_STREAM_ID, headers, body, source), client=self.client,
@@ -246,7 +261,7 @@ class H11Connection:
         if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             try:
                 await self._simple(status, str(exc) or "bad request")
-            except (OSError, h11.LocalProtocolError):
+            except StreamClosed:
                 pass
 
     async def _simple(self, status: int, text: str,
@@ -261,6 +276,21 @@ class H11Connection:
             ("content-length", str(len(body))), ("connection", "close"), *extra])
         await self.write(self.send(head) + self.send(h11.Data(data=body))
                          + self.send(h11.EndOfMessage()))
+        if self.h11.their_state is not h11.DONE:
+            await self._linger()
+
+    async def _linger(self) -> None:
+        """The request's body is left unread: shut our side, then read and drop what still
+        comes for a moment, so closing does not reset the connection (a TCP reset can
+        destroy the answer just sent)."""
+        try:
+            await self.sock.shutdown(socket.SHUT_WR)
+            async with curio.ignore_after(LINGER_SECONDS):
+                dropped = 0
+                while dropped < LINGER_BYTES and await self.sock.recv(READ_SIZE):
+                    dropped += READ_SIZE
+        except OSError:
+            pass
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -347,11 +377,14 @@ def _header_dict(event: h11.Request) -> dict[str, str]:
 
     Repeated fields are joined as RFC 9110 allows (``cookie`` with ``; ``, as HTTP/2 does).
     """
-    headers: dict[str, str] = {
-        ":method": event.method.decode("ascii"),
-        ":path": event.target.decode("latin-1"),
-        ":scheme": "https",
-    }
+    target = event.target.decode("latin-1")
+    headers: dict[str, str] = {":method": event.method.decode("ascii"), ":path": target,
+                               ":scheme": "https"}
+    if not target.startswith("/") and "://" in target:
+        # The absolute form (RFC 9112 section 3.2.2), as proxies send it.
+        parts = urlsplit(target)
+        headers[":path"] = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers[":authority"] = parts.netloc
     for raw_name, raw_value in event.headers:
         name = raw_name.decode("ascii")
         value = raw_value.decode("latin-1")

@@ -286,10 +286,13 @@ class Server:
                                      f"{conn.config.send_timeout:g} s")
 
     async def _drain(self) -> None:
-        """GOAWAY to every client, then give running responses a moment to finish."""
-        for conn in list(self.connections):
-            await conn.send_goaway()
+        """GOAWAY to every client, then give running responses a moment to finish.
+
+        All within ``shutdown_grace``: a client that reads nothing must not hold the stop.
+        """
         async with curio.ignore_after(self.shutdown_grace):
+            for conn in list(self.connections):
+                await conn.send_goaway()
             while any(conn.busy() for conn in self.connections):
                 await curio.sleep(0.02)
 

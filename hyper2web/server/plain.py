@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import socket
 from typing import Any
 
@@ -21,6 +22,9 @@ from .._curio import curio
 log = logging.getLogger("hyper2web.server")
 
 TLS_HANDSHAKE = 0x16
+# A Host field that is a name, an IPv4 address or a bracketed IPv6 one, with an optional
+# port: anything else (``a@b``, a path) is not put in a Location.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 MAX_HEAD = 16 * 1024
 
 
@@ -61,7 +65,7 @@ async def redirect_to_https(sock: Any, where: str, fallback_host: str, port: int
         return
     host = fallback_host
     for name, value in request.headers:
-        if name == b"host":
+        if name == b"host" and _HOST.fullmatch(value.decode("latin-1")):
             host = value.decode("latin-1")
             if not host.rsplit("]", 1)[-1].count(":") and port != 443:
                 host = f"{host}:{port}"

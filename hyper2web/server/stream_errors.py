@@ -59,7 +59,9 @@ class StreamErrorRules(h2.connection.H2Connection):
         if stream is not None and "END_STREAM" not in frame.flags \
                 and stream.state_machine.state is StreamState.OPEN:
             # A second header block on an open request: trailers without END_STREAM.
-            self.decoder.decode(frame.data, raw=True)  # keeps the HPACK state in step
+            # Decoded to keep the HPACK state in step; a broken block is h2's connection
+            # error, as on h2's own path.
+            h2.connection._decode_headers(self.decoder, frame.data)
             return self._stream_error(sid, ErrorCodes.PROTOCOL_ERROR,
                                       "trailers without END_STREAM")
         depends_on_itself = frame.depends_on == sid and "PRIORITY" in frame.flags

@@ -175,3 +175,28 @@ def test_the_server_wide_body_budget_refuses_new_bodies(serve_app, big_site,
     for client, _ in holders:
         client.close()
     late.close()
+
+
+def test_malformed_requests_count_as_resets(serve_app, big_site) -> None:
+    """A flood of requests the server itself must reset costs the attacker the same."""
+    from tests.server.test_h2_errors import (
+        END_HEADERS,
+        END_STREAM,
+        HEADERS,
+        header_block,
+        raw_frame,
+    )
+
+    server = serve_app(make_app(big_site.root))
+    bad = header_block([(":method", "GET"), (":scheme", "https"), (":path", "/fast")])
+    with H2Client(server.port, strict=False, timeout=5) as attacker:
+        attacker.read_until(lambda: any(f.type == 4 for f in attacker.frames))
+        burst = b"".join(raw_frame(HEADERS, END_HEADERS | END_STREAM, sid, bad)
+                         for sid in range(1, 2 * 400, 2))  # no :authority: malformed
+        try:
+            attacker.sock.sendall(burst)
+        except OSError:
+            pass
+        assert_calmed(attacker)
+    assert h2_get(server.port, "/fast").status == 200
+

@@ -169,3 +169,27 @@ def test_http2_only_restores_the_old_behaviour(serve_app, big_site) -> None:
         sock.settimeout(5)
         assert sock.recv(100) == b""  # closed without an answer
     assert h2_get(running.port, "/fast").status == 200
+
+
+def test_a_body_over_the_limit_is_413_before_100_continue(serve_app, big_site) -> None:
+    running = serve_app(make_app(big_site.root, max_body_size=1000))
+    with H1Raw(running.port) as client:
+        client.send(request("POST", "/sha256", "Content-Length: 5000", "Expect: 100-continue"))
+        answer = client.response()
+        assert answer.status == 413  # no 100 Continue first: the body is never wanted
+        assert answer.header("connection") == "close"
+
+
+def test_the_absolute_form_is_served(server: Any) -> None:
+    with H1Raw(server.port) as client:
+        client.send(b"GET https://localhost/echo/absolute HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = client.response()
+        assert answer.status == 200 and answer.body == b"absolute"
+
+
+def test_the_redirect_takes_only_a_plain_host(server: Any) -> None:
+    with H1Raw(server.port, tls=False) as client:
+        client.send(b"GET /x HTTP/1.1\r\nHost: localhost:5000@evil.example\r\n\r\n")
+        answer = client.response()
+        assert answer.status == 308
+        assert answer.header("location") == f"https://localhost:{server.port}/x"

@@ -148,3 +148,15 @@ def test_post_to_a_static_path_is_405_before_the_body(server: Any) -> None:
         # the client still sends is acknowledged and dropped.
         client.send_body(sid, b"x" * 200_000)
         assert client.get("/fast").status == 200
+
+
+def test_a_broken_header_block_in_trailers_is_a_connection_error_not_a_crash(
+        server: Any, caplog: Any) -> None:
+    caplog.set_level("INFO", logger="hyper2web")
+    with _connected(server.port) as client:
+        client.send_raw(raw_frame(HEADERS, END_HEADERS, 1, header_block(POST)))
+        client.send_raw(raw_frame(HEADERS, END_HEADERS, 1, b"\xff\x00"))  # index 127: none
+        client.read_to_eof(timeout=5)
+        assert len(client.frames_of(GOAWAY)) == 1
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+    assert_still_serving(server.port)

@@ -97,6 +97,12 @@ def test_a_client_that_stops_reading_the_socket_is_closed(serve_app, big_site,
         while time.monotonic() < deadline and not any(
                 "read nothing" in r.getMessage() for r in caplog.records):
             time.sleep(0.1)
+        # Closed by the server while the client still holds it open: nothing hangs.
+        listener = server.app.server
+        deadline = time.monotonic() + 5
+        while listener.connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not listener.connections
     assert any("read nothing for 0.5 s" in r.getMessage() for r in caplog.records)
     assert h2_get(server.port, "/fast").status == 200
 
