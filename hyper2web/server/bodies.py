@@ -51,6 +51,12 @@ class H2BodySource:
         self._error = error
         await self._wake()
 
+    def drop(self) -> int:
+        """Forget what the handler did not read; returns how many bytes that was."""
+        held, self.held = self.held, 0
+        self._chunks.clear()
+        return held
+
     async def _wake(self) -> None:
         if self._event is not None:
             await self._event.set()
@@ -59,9 +65,11 @@ class H2BodySource:
 
     async def read(self) -> bytes:
         """The next chunk; ``b""`` at the end; 408 when the client sends nothing in time."""
-        while not self._chunks:
+        while True:
             if self._error is not None:
                 raise self._error
+            if self._chunks:
+                break
             if self._ended:
                 return b""
             self._event = event = curio.Event()

@@ -53,6 +53,7 @@ from .h2write import H2Writer
 from .limits import RateBudget
 from .stream_errors import StreamError
 from .tuning import new_connection, new_settings
+from .watchdog import Watched
 
 # Names other modules and tests import from here.
 __all__ = ["READ_SIZE", "ConnectionConfig", "EarlyAnswer", "H2Connection", "Handler",
@@ -64,7 +65,7 @@ log = logging.getLogger("hyper2web.server")
 YIELD_EVERY = 4
 
 
-class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
+class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards, Watched):
     """Serves one TLS connection that negotiated ``h2``."""
 
     def __init__(self, sock: Any, client: tuple[str, int], handler: Handler,
@@ -125,7 +126,8 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
         self._swept = 0.0
         self.sending_since = 0.0  # when the write in progress began; 0: none
         self._task: Any = None  # the task running ``run``, for the watchdog
-        self._greeted = False  # the peer's first frames arrived
+        self._greeted = False  # the peer's SETTINGS arrived: its preface is complete
+        self._born = time.monotonic()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -160,11 +162,6 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
         finally:
             await self._close()
 
-    @property
-    def peer(self) -> str:
-        host, port = self.client[0], self.client[1]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
     async def _read_loop(self) -> None:
         conn = self.h2
         sock = self.sock
@@ -184,8 +181,10 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
                     # An idle connection (no open stream) is closed after a while, so
                     # clients that connect and go quiet cannot hold sockets forever; one
                     # that never even sends its preface, sooner.
+                    # The preface is timed as a whole: sent a byte at a time, it still
+                    # must be complete within the limit.
                     limit = self.config.idle_timeout if self._greeted else \
-                        self.config.preface_timeout
+                        max(0.0, self._born + self.config.preface_timeout - time.monotonic())
                     async with curio.ignore_after(limit) as idle:
                         data = await sock.recv(READ_SIZE)
                     if idle.expired:
@@ -213,7 +212,6 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
                 await self.flush()
                 await self._linger()
                 return
-            self._greeted = True
             for event in events:
                 await self._on_event(event)
                 if self._calm is not None:
@@ -290,7 +288,10 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
                 self._idle_frame()  # nothing is being sent: the update is for nothing
             await self._on_window(event.stream_id)
         elif kind is h2.events.RemoteSettingsChanged:
-            self._idle_frame()
+            if not self._greeted:
+                self._greeted = True  # the client's first SETTINGS: the preface is complete
+            else:
+                self._idle_frame()
             await self._on_window(0)
         elif kind is h2.events.PingReceived or kind is h2.events.SettingsAcknowledged \
                 or kind is h2.events.UnknownFrameReceived:
@@ -313,6 +314,10 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards):
         self._uploads.discard(state)
         self._drop_body(state)
         if state.source is not None:
+            left = state.source.drop()  # never to be read: give its windows back
+            if left:
+                self._ack(left, stream_id)
+                self.config.bodies.used -= left
             await state.source.fail(closed_error(stream_id))
         if state.window_event is not None:
             await state.window_event.set()

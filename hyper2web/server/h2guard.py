@@ -89,6 +89,7 @@ class H2Guards:
 
     async def consumed(self, stream_id: int, size: int) -> None:
         """A streamed body's handler took ``size`` bytes: open the windows by as much."""
+        self.config.bodies.used -= size
         self._ack(size, stream_id)
         await self.wake_writer()
 

@@ -142,6 +142,7 @@ class H2Requests:
             # Acknowledged as the handler reads it (padding at once): the window is the
             # back-pressure of a streamed upload.
             self._ack(event.flow_controlled_length - size, sid)
+            self.config.bodies.used += size  # held until read: part of the process's budget
             await streamed.source.push(event.data)
             return
         # Acknowledge every DATA frame, even on a stream we refused, or the connection
@@ -221,8 +222,9 @@ class H2Requests:
         body still arriving (RST_STREAM NO_ERROR once the response is complete)."""
         source = state.source
         assert source is not None
-        if source.held:
-            self._ack(source.held, state.stream_id)
-            source.held = 0
+        left = source.drop()
+        if left:
+            self._ack(left, state.stream_id)
+            self.config.bodies.used -= left
         if not state.ended and not state.closed:
             self._reset(state.stream_id, h2.errors.ErrorCodes.NO_ERROR)

@@ -176,16 +176,3 @@ class H2Writer:
             state.closed = True
             if state.window_event is not None:
                 await state.window_event.set()
-
-    def stalled(self, now: float) -> bool:
-        """True when a write has waited longer than ``send_timeout`` for the peer to read."""
-        return bool(self.sending_since) and now - self.sending_since > self.config.send_timeout
-
-    async def abort(self, why: str) -> None:
-        """Stop this connection from outside (the watchdog): one log line, then close."""
-        if self.lost or self._task is None:
-            return
-        log.info("%s: %s; closing", self.peer, why)
-        self.lost = True
-        self.closed = True
-        await self._task.cancel(blocking=False)

@@ -26,6 +26,7 @@ from ..exceptions import HTTPError, StreamClosed
 from ..http import Request, Response, Stream
 from .config import READ_SIZE, ConnectionConfig, EarlyAnswer, Handler, StreamsBody
 from .h2guard import LINGER_BYTES, LINGER_SECONDS
+from .watchdog import Watched
 
 log = logging.getLogger("hyper2web.server")
 
@@ -100,7 +101,7 @@ class H11BodySource:
             raise HTTPError(400, f"bad request body: {exc}") from None
 
 
-class H11Connection:
+class H11Connection(Watched):
     """Serves one connection that speaks HTTP/1.1 (ALPN ``http/1.1`` or none)."""
 
     def __init__(self, sock: Any, client: tuple[str, int], handler: Handler,
@@ -115,15 +116,11 @@ class H11Connection:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         self.draining = False  # shutdown: answer the request in progress, then close
         self.lost = False
+        self.closed = False
         self.handling = False
         self.requests = 0
         self.sending_since = 0.0
         self._task: Any = None
-
-    @property
-    def peer(self) -> str:
-        host, port = self.client[0], self.client[1]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -155,7 +152,14 @@ class H11Connection:
             self.handling = False
 
     async def _next_event(self, first: bool = False) -> Any:
-        """The next h11 event, reading as needed; None when the client is gone or quiet."""
+        """The next h11 event, reading as needed; None when the client is gone or quiet.
+
+        Waiting for a request: the first gets ``preface_timeout``, later ones the keep-alive
+        ``idle_timeout``; once a head has begun, all of it must come within
+        ``preface_timeout`` (a head sent a byte at a time cannot hold the connection). A
+        body must make progress every ``body_timeout``.
+        """
+        head_by = 0.0  # when the head that has begun must be complete
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
@@ -163,12 +167,14 @@ class H11Connection:
             if self.h11.they_are_waiting_for_100_continue:
                 await self.write(self.send(h11.InformationalResponse(status_code=100,
                                                                      headers=[])))
-            if first:
-                # Between requests: the first gets the preface limit, later ones keep-alive.
+            if not first:
+                limit = self.config.body_timeout
+            elif self.h11.trailing_data[0]:
+                head_by = head_by or time.monotonic() + self.config.preface_timeout
+                limit = max(0.0, head_by - time.monotonic())
+            else:
                 limit = self.config.idle_timeout if self.requests else \
                     self.config.preface_timeout
-            else:
-                limit = self.config.body_timeout
             async with curio.ignore_after(limit) as quiet:
                 data = await self.sock.recv(READ_SIZE)
             if quiet.expired:
@@ -326,16 +332,6 @@ class H11Connection:
 
     def busy(self) -> bool:
         return self.handling
-
-    def stalled(self, now: float) -> bool:
-        return bool(self.sending_since) and now - self.sending_since > self.config.send_timeout
-
-    async def abort(self, why: str) -> None:
-        if self.lost or self._task is None:
-            return
-        log.info("%s: %s; closing", self.peer, why)
-        self.lost = True
-        await self._task.cancel(blocking=False)
 
 
 def _refusal(event: h11.Request) -> tuple[int, str] | None:

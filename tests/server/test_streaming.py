@@ -92,11 +92,15 @@ def test_the_client_is_held_back_until_the_handler_reads(serve_app, tmp_path) ->
         sent = client.sent.get(sid, 0)
         assert sent <= 1 * MIB + 16384, sent
         assert sender.is_alive()
+        # What waits unread counts in the process's body budget...
+        budget = server.app.server.config.bodies
+        assert 0 < budget.used <= 1 * MIB + 16384, budget.used
         app.seen["release"].set()
         sender.join(20)
         assert not sender.is_alive()
         result = client.wait(sid, timeout=20)
     assert result.status == 200 and b'"size":8388608' in result.body
+    assert budget.used == 0  # ...and leaves it once read
 
 
 def test_streaming_over_http11_chunked(serve_app, tmp_path) -> None:
@@ -143,6 +147,7 @@ def test_a_client_that_resets_mid_body_ends_the_handler_quietly(serve_app, tmp_p
         client.reset(sid)
         assert client.get("/upload", method="POST", body=b"abc").status == 200
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert server.app.server.config.bodies.used == 0  # what the reset left is let go
 
 
 def test_the_upload_to_disk_example_of_the_reference(serve_app, tmp_path, monkeypatch) -> None:

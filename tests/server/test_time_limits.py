@@ -138,3 +138,41 @@ def test_connections_past_the_limit_are_refused_with_one_line(serve_app, big_sit
     assert h2_get(server.port, "/fast").status == 200
     for client in held:
         client.close()
+
+
+def _trickle(sock, data: bytes, gap: float, limit: float) -> float:
+    """Send ``data`` a byte every ``gap`` seconds until the server closes; the time it took."""
+    started = time.monotonic()
+    sock.settimeout(gap)
+    for byte in data:
+        try:
+            sock.sendall(bytes([byte]))
+            chunk = sock.recv(65536)
+            if chunk == b"":
+                break
+        except TimeoutError:
+            pass
+        except OSError:
+            break
+        if time.monotonic() - started > limit:
+            break
+    return time.monotonic() - started
+
+
+def test_a_preface_sent_a_byte_at_a_time_is_timed_as_a_whole(serve_app, big_site) -> None:
+    server = serve_app(make_app(big_site.root))
+    shorten(server, preface_timeout=0.6)
+    with tls_connect(server.port) as sock:
+        took = _trickle(sock, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" * 4, 0.15, 10)
+    assert took < 3, took
+    assert h2_get(server.port, "/fast").status == 200
+
+
+def test_an_http11_head_sent_a_byte_at_a_time_is_timed_as_a_whole(serve_app,
+                                                                 big_site) -> None:
+    server = serve_app(make_app(big_site.root))
+    shorten(server, preface_timeout=0.6)
+    with tls_connect(server.port, alpn=["http/1.1"]) as sock:
+        took = _trickle(sock, b"GET /fast HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 200,
+                        0.15, 10)
+    assert took < 3, took
