@@ -16,7 +16,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -117,3 +119,19 @@ def copy_sample_site(target: Path) -> Path:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key",
                                                   "records.json", ".records.json.*"))
     return target
+
+
+PROTOCOLS = ["HTTP/2", "HTTP/1.1"]
+
+
+def protocol_client(version: str, **options: Any) -> httpx.Client:
+    """An httpx client that speaks only ``version`` (``client.version``), trusts the test
+    certificate, follows no redirect, and checks that every response came over it."""
+    def check(response: httpx.Response) -> None:
+        assert response.http_version == version, response.http_version
+
+    http2 = version == "HTTP/2"
+    client = httpx.Client(http1=not http2, http2=http2, verify=False, follow_redirects=False,
+                          event_hooks={"response": [check]}, **options)
+    client.version = version  # type: ignore[attr-defined]
+    return client

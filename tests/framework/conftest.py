@@ -1,4 +1,8 @@
-"""Fixtures of the framework tests: an HTTP/2 httpx client."""
+"""Fixtures of the framework tests: an httpx client for each protocol.
+
+Every test that takes ``client`` runs twice, over HTTP/2 and over HTTP/1.1: the App API,
+routes and handlers behave the same on both.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-
-def _must_be_h2(response: httpx.Response) -> None:
-    assert response.http_version == "HTTP/2", response.http_version
+from tests.support import PROTOCOLS, protocol_client
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    """An httpx client that speaks HTTP/2 only, trusts the test certificate and never
-    follows redirects; every response is checked to have come over HTTP/2."""
-    with httpx.Client(http1=False, http2=True, verify=False, timeout=10,
-                      follow_redirects=False,
-                      event_hooks={"response": [_must_be_h2]}) as c:
+@pytest.fixture(params=PROTOCOLS)
+def client(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    with protocol_client(request.param, timeout=10) as c:
         yield c

@@ -1,4 +1,8 @@
-"""Fixtures of the static serving tests: an HTTP/2 httpx client."""
+"""Fixtures of the static serving tests: an httpx client for each protocol.
+
+Every test that takes ``client`` runs twice, over HTTP/2 and over HTTP/1.1: static files
+are served by the same code on both, and must answer the same.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-
-def _must_be_h2(response: httpx.Response) -> None:
-    assert response.http_version == "HTTP/2", response.http_version
+from tests.support import PROTOCOLS, protocol_client
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    """An HTTP/2-only httpx client that trusts the test certificate, follows no redirect
-    and asks for no content coding unless a test sets ``accept-encoding`` itself."""
-    with httpx.Client(http1=False, http2=True, verify=False, timeout=15,
-                      follow_redirects=False, headers={"accept-encoding": "identity"},
-                      event_hooks={"response": [_must_be_h2]}) as c:
+@pytest.fixture(params=PROTOCOLS)
+def client(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """Asks for no content coding unless a test sets ``accept-encoding`` itself."""
+    with protocol_client(request.param, timeout=15,
+                         headers={"accept-encoding": "identity"}) as c:
         yield c

@@ -67,8 +67,9 @@ def with_headers(project: Path) -> Iterator[Serve]:
                     "--cors", "--sw-allowed", "/", "--no-reload"], project, project / "home")
     yield server
     assert server.stop() == 0
-    # the one traceback is the failing handler's, logged as it should be
-    assert "".join(server.output).count("Traceback") == 1
+    # every traceback is the failing handler's (once per protocol), logged as it should be
+    out = "".join(server.output)
+    assert out.count("Traceback") == out.count("failed on GET /api/boom") >= 1
 
 
 @pytest.fixture(scope="module")
