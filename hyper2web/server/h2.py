@@ -121,6 +121,7 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards, Watched):
                                   or config.max_concurrent_streams)
         self._idle_frames = RateBudget(config.max_idle_frames_per_second)
         self._calm: str | None = None  # why the peer is told ENHANCE_YOUR_CALM
+        self._headers_priority = 0  # the request whose HEADERS carried priority, just read
         # Requests whose body is still arriving, watched for ``body_timeout``.
         self._uploads: set[_StreamState] = set()
         self._swept = 0.0
@@ -258,6 +259,8 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards, Watched):
     async def _on_event(self, event: Any) -> None:
         kind = type(event)
         if kind is h2.events.RequestReceived:
+            if event.priority_updated is not None:
+                self._headers_priority = event.stream_id
             await self._on_request(event)
         elif kind is h2.events.DataReceived:
             await self._on_data(event)
@@ -297,9 +300,11 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards, Watched):
                 or kind is h2.events.UnknownFrameReceived:
             self._idle_frame()
         elif kind is h2.events.PriorityUpdated:
-            # Priority carried by a request's HEADERS is part of that request; a PRIORITY
-            # frame for any other stream moves nothing forward.
-            if event.stream_id not in self.streams:
+            # Priority carried by a request's HEADERS (h2 reports it right after the
+            # request) is part of that request; a PRIORITY frame moves nothing forward.
+            if event.stream_id == self._headers_priority:
+                self._headers_priority = 0
+            else:
                 self._idle_frame()
         elif kind is h2.events.ConnectionTerminated:
             log.debug("%s: GOAWAY from peer (%s)", self.peer, event.error_code)

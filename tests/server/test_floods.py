@@ -11,7 +11,7 @@ import pytest
 from h2.errors import ErrorCodes
 
 from tests.server.apps import make_app
-from tests.server.h2client import H2Client, h2_get
+from tests.server.h2client import H2Client, StreamResult, h2_get
 
 GOAWAY = 7
 
@@ -200,3 +200,38 @@ def test_malformed_requests_count_as_resets(serve_app, big_site) -> None:
         assert_calmed(attacker)
     assert h2_get(server.port, "/fast").status == 200
 
+
+
+def test_priority_frames_on_an_open_stream_are_a_flood_too(serve_app, big_site) -> None:
+    from tests.server.test_h2_errors import raw_frame
+
+    server = serve_app(make_app(big_site.root))
+    with H2Client(server.port, strict=False) as client:
+        sid = client.request("/sha256", method="POST", end_stream=False)  # stays open
+        client.flush()
+        frame = raw_frame(0x2, 0, sid, (0).to_bytes(4, "big") + bytes([15]))
+        try:
+            client.sock.sendall(frame * 3000)
+        except OSError:
+            pass
+        assert_calmed(client)
+
+
+def test_requests_with_priority_in_their_headers_are_no_flood(serve_app, big_site) -> None:
+    """Browsers put priority in every request's HEADERS: that is no idle frame."""
+    server = serve_app(make_app(big_site.root))
+    with H2Client(server.port, strict=False) as client:
+        for _ in range(15):
+            ids = []
+            for _ in range(100):
+                sid = client.conn.get_next_available_stream_id()
+                client.conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"),
+                                               (":authority", "localhost"),
+                                               (":path", "/fast")],
+                                         end_stream=True, priority_weight=200)
+                client.streams[sid] = StreamResult(sid)
+                ids.append(sid)
+            client.flush()
+            for sid in ids:
+                assert client.wait(sid).status == 200
+        assert client.goaway is None
