@@ -5,6 +5,7 @@ compression, SPA fallback, listings, routes, error pages, the access log)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,13 @@ def test_the_access_log(serve_app, site: Path, client: httpx.Client, caplog) -> 
     caplog.set_level(logging.INFO, logger="hyper2web.access")
     server = serve(serve_app, site)
     client.get(server.url + "/api/user/7")
-    lines = [r.getMessage() for r in caplog.records if r.name == "hyper2web.access"]
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "hyper2web.access"]
+
+    # The line is written once the answer has left, so it may follow the client's read.
+    deadline = time.monotonic() + 5
+    while not logged() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert any(line.startswith("GET    /api/user/7 200 ") and line.endswith(" ms")
-               for line in lines), lines
+               for line in logged()), logged()
