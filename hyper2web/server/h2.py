@@ -329,43 +329,6 @@ class H2Connection(H2Requests, EagerDispatch, H2Writer, H2Guards, Watched):
         if state.task is not None and not state.task.terminated:
             await state.task.cancel(blocking=False)
 
-    async def _on_window(self, stream_id: int) -> None:
-        if stream_id == 0:
-            for each in list(self.streams.values()):
-                if each.window_event is not None:
-                    await each.window_event.set()
-            return
-        state = self.streams.get(stream_id)
-        if state is not None and state.window_event is not None:
-            await state.window_event.set()
-
-
-    async def wait_for_window(self, state: _StreamState) -> None:
-        """Block the sender of one stream until the peer opens its window.
-
-        The event exists before the flush: a WINDOW_UPDATE handled while the flush waits on
-        the socket sets it, instead of finding nothing to wake and being lost.
-        """
-        await self.leave_read_loop()
-        state.window_event = event = curio.Event()
-        try:
-            await self.flush()
-            if self.closed or state.closed:
-                return  # the sender's next check raises StreamClosed
-            if self.h2.local_flow_control_window(state.stream_id) < 1:
-                async with curio.ignore_after(self.config.send_timeout) as waited:
-                    await event.wait()
-                if waited.expired:
-                    # The peer stopped reading: let go of the file and buffers.
-                    log.info("%s: stream %d waited %g s for the peer to read; reset",
-                             self.peer, state.stream_id, self.config.send_timeout)
-                    state.closed = True
-                    self.streams.pop(state.stream_id, None)
-                    self._reset(state.stream_id, h2.errors.ErrorCodes.CANCEL)
-                    await self.wake_writer()
-        finally:
-            state.window_event = None
-
     def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
         try:
             self.h2.reset_stream(stream_id, code)

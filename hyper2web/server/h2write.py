@@ -4,7 +4,8 @@ Every write to the socket goes through ``flush``, one sender at a time: what the
 answered leaves in one ``sendall`` per batch of received frames, and tasks wake a writer
 task (started on first need) so the frames of many streams leave together too. A sender
 that has queued more than ``FLUSH_THRESHOLD`` flushes itself: the back-pressure of large
-downloads. ``H2Writer`` is a part of ``H2Connection``.
+downloads. A sender whose window is closed waits for the peer's WINDOW_UPDATE
+(``wait_for_window``), at most ``send_timeout``. ``H2Writer`` is a part of ``H2Connection``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+import h2.errors
+
 from .._curio import curio
 from .config import ConnectionConfig
+
+if TYPE_CHECKING:
+    from .h2stream import _StreamState
 
 log = logging.getLogger("hyper2web.server")
 
@@ -51,6 +57,9 @@ class H2Writer:
             ...
 
         async def leave_read_loop(self) -> None:
+            ...
+
+        def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
             ...
 
     async def queued(self, size: int) -> None:
@@ -176,3 +185,41 @@ class H2Writer:
             state.closed = True
             if state.window_event is not None:
                 await state.window_event.set()
+
+    # -- flow control: a sender waits for the peer's window --------------------------
+
+    async def _on_window(self, stream_id: int) -> None:
+        if stream_id == 0:
+            for each in list(self.streams.values()):
+                if each.window_event is not None:
+                    await each.window_event.set()
+            return
+        state = self.streams.get(stream_id)
+        if state is not None and state.window_event is not None:
+            await state.window_event.set()
+
+    async def wait_for_window(self, state: _StreamState) -> None:
+        """Block the sender of one stream until the peer opens its window.
+
+        The event exists before the flush: a WINDOW_UPDATE handled while the flush waits on
+        the socket sets it, instead of finding nothing to wake and being lost.
+        """
+        await self.leave_read_loop()
+        state.window_event = event = curio.Event()
+        try:
+            await self.flush()
+            if self.closed or state.closed:
+                return  # the sender's next check raises StreamClosed
+            if self.h2.local_flow_control_window(state.stream_id) < 1:
+                async with curio.ignore_after(self.config.send_timeout) as waited:
+                    await event.wait()
+                if waited.expired:
+                    # The peer stopped reading: let go of the file and buffers.
+                    log.info("%s: stream %d waited %g s for the peer to read; reset",
+                             self.peer, state.stream_id, self.config.send_timeout)
+                    state.closed = True
+                    self.streams.pop(state.stream_id, None)
+                    self._reset(state.stream_id, h2.errors.ErrorCodes.CANCEL)
+                    await self.wake_writer()
+        finally:
+            state.window_event = None

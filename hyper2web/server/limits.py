@@ -8,6 +8,8 @@ tunnel too. Each budget here is a plain counter, cheap enough to touch on every 
   nginx and h2o do against "rapid reset" (CVE-2023-44487) and control-frame floods.
 - ``BodyBudget``: request body bytes buffered across every connection of the process, so
   many connections each holding an unfinished upload cannot take the machine's memory.
+- ``raise_open_files_limit``: the process may hold as many sockets as the system allows;
+  the listener keeps ``FD_RESERVE`` of them free of connections.
 """
 
 from __future__ import annotations
@@ -58,3 +60,28 @@ class BodyBudget:
 
     def fits(self, size: int) -> bool:
         return self.used + size <= self.limit
+
+
+# Descriptors kept free of connections: files being sent, the watcher, logs, workers' pipes.
+FD_RESERVE = 64
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft open-files limit to the hard one; returns the soft limit in force.
+
+    Many systems start processes at 1,024 descriptors while allowing far more: a page of
+    300 modules opened in a few tabs, or a load test, would otherwise run out.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20

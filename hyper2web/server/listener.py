@@ -23,36 +23,13 @@ from ..exceptions import PortInUse, ServerError
 from .config import ConnectionConfig, EarlyAnswer, Handler, StreamsBody
 from .h2 import H2Connection
 from .http1 import H11Connection
+from .limits import FD_RESERVE, raise_open_files_limit
 from .plain import TLS_HANDSHAKE, first_byte, redirect_to_https
 
 log = logging.getLogger("hyper2web.server")
 
 BIND_ATTEMPTS = 10  # with port 0: new picks when the first pick is taken on another address
 WATCH_EVERY = 1.0  # seconds between the watchdog's looks at stalled writes
-# Descriptors kept free of connections: files being sent, the watcher, logs, workers' pipes.
-FD_RESERVE = 64
-
-
-def raise_open_files_limit() -> int:
-    """Raise the soft open-files limit to the hard one; returns the soft limit in force.
-
-    Many systems start processes at 1,024 descriptors while allowing far more: a page of
-    300 modules opened in a few tabs, or a load test, would otherwise run out.
-    """
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return 0
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-        except (ValueError, OSError):
-            pass
-    return soft if soft != resource.RLIM_INFINITY else 1 << 20
-
 # OpenSSL's reasons for the handshake failures a developer meets most, in plain words.
 _HANDSHAKE_HINTS = {
     "HTTP_REQUEST": "plain HTTP sent to the HTTPS port (use an https:// URL)",
