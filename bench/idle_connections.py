@@ -18,7 +18,9 @@ import resource
 import socket
 import sys
 
-from h2client import HOST, Connection, tls_context
+import repo_path  # noqa: F401 - the repository root on sys.path, for tests.*
+
+from tests.server.h2client import HOST, H2Client, client_context
 
 BATCH = 50
 
@@ -35,8 +37,8 @@ def raise_file_limit(wanted: int) -> None:
 def main() -> None:
     port, count = int(sys.argv[1]), int(sys.argv[2])
     raise_file_limit(count + 256)
-    context = tls_context()
-    connections: list[Connection] = []
+    context = client_context()
+    connections: list[H2Client] = []
     failed, first_error = 0, ""
     for start in range(0, count, BATCH):
         sockets = []
@@ -48,7 +50,8 @@ def main() -> None:
                 first_error = first_error or f"connect: {exc}"
         for sock in sockets:
             try:
-                connections.append(Connection(port, context, sock=sock))
+                connections.append(H2Client(port, context=context, sock=sock,
+                                            handshake=True, track_frames=False))
             except (OSError, ConnectionError) as exc:
                 failed += 1
                 first_error = first_error or f"handshake: {exc}"
@@ -58,13 +61,13 @@ def main() -> None:
     alive = 0
     for connection in connections:
         try:
-            connection.ping()
+            connection.ping(b"h2wbench", wait=True)
             alive += 1
         except (OSError, ConnectionError):
             pass
     print(f"alive {alive}", flush=True)
     for connection in connections:
-        connection.close()
+        connection.close(goaway=True)
 
 
 if __name__ == "__main__":

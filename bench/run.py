@@ -25,9 +25,11 @@ from importlib import metadata
 from pathlib import Path
 
 import benchsite
-import h2client
+import repo_path  # noqa: F401 - the repository root on sys.path, for tests.*
 import servers
 from servers import Hyper2web, Hypercorn, Nginx, Paths, Server
+
+from tests.server.h2client import HOST, h2_get
 
 ROUNDS = 3
 WORKER_COUNTS = (1, 2)
@@ -148,7 +150,7 @@ def h1_get(port: int, path: str) -> tuple[int, bytes]:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["http/1.1"])
-    conn = http.client.HTTPSConnection(h2client.HOST, port, context=ctx, timeout=10)
+    conn = http.client.HTTPSConnection(HOST, port, context=ctx, timeout=10)
     try:
         conn.request("GET", path)
         answer = conn.getresponse()
@@ -254,7 +256,8 @@ class Bench:
         records = json.loads((site / "records.json").read_text())
         for server in self.servers:
             for path, body in expected.items():
-                status, _, got = h2client.get(server.port, path)
+                result = h2_get(server.port, path)
+                status, got = result.status, result.body
                 if status != 200 or got != body:
                     raise SystemExit(f"{server.name}: GET {path} gave {status}, "
                                      f"{len(got)} bytes, not the file's {len(body)}")
@@ -262,26 +265,28 @@ class Bench:
             if status != 200 or got != expected[benchsite.SCRIPT]:
                 raise SystemExit(f"{server.name}: GET {benchsite.SCRIPT} over HTTP/1.1 gave "
                                  f"{status}, {len(got)} bytes")
-            status, _, got = h2client.get(server.port, benchsite.PAGE)
+            result = h2_get(server.port, benchsite.PAGE)
+            status, got = result.status, result.body
             # hyper2web injects its live reload client into HTML: the page plus a script tag
             if status != 200 or (got != page and (server.name != "hyper2web" or
                                                   b"__hyper2web__" not in got)):
                 raise SystemExit(f"{server.name}: GET {benchsite.PAGE} gave {status}, "
                                  f"{len(got)} bytes")
-            status, headers, got = h2client.get(server.port, benchsite.API)
+            result = h2_get(server.port, benchsite.API)
+            status, got = result.status, result.body
             if status != 200 or json.loads(got) != records or \
-                    not headers.get("content-type", "").startswith("application/json"):
+                    not (result.header("content-type") or "").startswith("application/json"):
                 raise SystemExit(f"{server.name}: GET {benchsite.API} gave {status}, {got[:80]!r}")
             ETAGS[server.name] = etag_of(server.port, benchsite.SCRIPT)
-            status, _, _ = h2client.get(server.port, benchsite.SCRIPT,
-                                        {"if-none-match": ETAGS[server.name]})
+            status = h2_get(server.port, benchsite.SCRIPT,
+                            headers=[("if-none-match", ETAGS[server.name])]).status
             if status != 304:
                 raise SystemExit(f"{server.name}: if-none-match {ETAGS[server.name]} "
                                  f"gave {status}, not 304")
 
     def uri_file(self, server: Server) -> Path:
         path = self.paths.scratch / f"uris-{server.name}.txt"
-        base = f"https://{h2client.HOST}:{server.port}"
+        base = f"https://{HOST}:{server.port}"
         path.write_text("".join(f"{base}{p}\n" for p in benchsite.module_paths()))
         return path
 
@@ -293,7 +298,7 @@ class Bench:
             args += ["-i", str(self.uri_file(server))]
             url = ""
         else:
-            url = f"https://{h2client.HOST}:{server.port}{scenario.path}"
+            url = f"https://{HOST}:{server.port}{scenario.path}"
         busy, steal = machine_cpu()
         ours = own_cpu() + server.cpu_seconds()
         started = time.perf_counter()
@@ -571,15 +576,15 @@ def etag_of(port: int, path: str) -> str:
     """The etag of ``path``, read with ``curl -k -D -`` (or the built-in client)."""
     if shutil.which("curl"):
         done = subprocess.run(["curl", "-k", "-s", "--http2", "-D", "-", "-o", os.devnull,
-                               f"https://{h2client.HOST}:{port}{path}"],
+                               f"https://{HOST}:{port}{path}"],
                               capture_output=True, text=True, timeout=30)
         found = re.search(r"^etag: *(.+?)\r?$", done.stdout, re.M | re.I)
         if found:
             return found.group(1)
-    _, headers, _ = h2client.get(port, path)
-    if "etag" not in headers:
+    etag = h2_get(port, path).header("etag")
+    if etag is None:
         raise SystemExit(f"no etag on {path} at port {port}")
-    return headers["etag"]
+    return etag
 
 
 def raise_file_limit() -> None:

@@ -14,7 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h2client
+import h2.exceptions
+import repo_path  # noqa: F401 - the repository root on sys.path, for tests.*
+
+from tests.server.h2client import HOST, H2Client
 
 BENCH = Path(__file__).resolve().parent
 PEERS = BENCH / "peers"
@@ -25,7 +28,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def free_port() -> int:
     """A port nothing listens on at 127.0.0.1 (bind port 0, read it, let it go)."""
     with socket.socket() as sock:
-        sock.bind((h2client.HOST, 0))
+        sock.bind((HOST, 0))
         return sock.getsockname()[1]
 
 
@@ -120,7 +123,7 @@ class Hyper2web(Server):
 
     def command(self, port: int) -> list[str]:
         return [venv_script("hyper2web"), "serve", str(self.paths.public),
-                "--host", h2client.HOST, "--port", str(port), "--strict-port",
+                "--host", HOST, "--port", str(port), "--strict-port",
                 "--cert", str(self.paths.cert), "--key", str(self.paths.key)]
 
 
@@ -140,7 +143,7 @@ class Hypercorn(Server):
     def config(self, port: int) -> Path:
         path = self.paths.scratch / f"hypercorn-{port}.toml"
         path.write_text("\n".join([
-            f'bind = ["{h2client.HOST}:{port}"]',
+            f'bind = ["{HOST}:{port}"]',
             f'certfile = "{self.paths.cert}"',
             f'keyfile = "{self.paths.key}"',
             'worker_class = "asyncio"',
@@ -168,8 +171,8 @@ class Nginx(Server):
         prefix.mkdir(exist_ok=True)
         records = json.dumps(json.loads((self.paths.site / "records.json").read_text()),
                              separators=(",", ":"))
-        listen = (f"listen {h2client.HOST}:{port} ssl; http2 on;" if nginx_version() >= (1, 25, 1)
-                  else f"listen {h2client.HOST}:{port} ssl http2;")
+        listen = (f"listen {HOST}:{port} ssl; http2 on;" if nginx_version() >= (1, 25, 1)
+                  else f"listen {HOST}:{port} ssl http2;")
         temp = "\n".join(f"  {name}_temp_path {prefix / name};"
                          for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         path = prefix / f"nginx-{port}.conf"
@@ -230,8 +233,12 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, name: str, logs: list[P
             raise SystemExit(f"{name} exited with code {proc.returncode} while starting\n"
                              + log_tails(logs))
         try:
-            status, _, _ = h2client.get(port, "/index.html", timeout=5)
-        except (OSError, ConnectionError):
+            # Greeting done first (the server's SETTINGS read), then the GET.
+            with H2Client(port, timeout=5, handshake=True, track_frames=False) as client:
+                status = client.get("/index.html").status
+        except (OSError, h2.exceptions.ProtocolError):  # OSError: ConnectionError, timeouts
+            status = None
+        if status is None:  # not listening yet, or the stream was reset
             time.sleep(0.002)
             continue
         if status == 200:

@@ -34,11 +34,14 @@ from importlib import metadata
 from pathlib import Path
 from types import FrameType
 
-import h2client
+import h2.exceptions
+import repo_path  # noqa: F401 - the repository root on sys.path, for tests.*
 import run
 import servers
 import stressattacks as sa  # the attack functions
 from stressclients import Bystander, Sampler, open_fds, raise_file_limit
+
+from tests.server.h2client import h2_get
 
 STRESS_MD = servers.BENCH / "STRESS.md"
 RUN_LIMIT = 300.0  # seconds: past this the run stops, cleans up and reports what it has
@@ -164,10 +167,12 @@ class Stress:
         if self.server.proc.poll() is not None:
             return f"NO: exited ({self.server.proc.returncode})"
         try:
-            status, _, _ = h2client.get(self.port, "/index.html", timeout=10)
-        except (OSError, ConnectionError, ssl.SSLError) as exc:
+            result = h2_get(self.port, "/index.html", timeout=10)
+        except (OSError, ConnectionError, ssl.SSLError, h2.exceptions.ProtocolError) as exc:
             return f"NO: {type(exc).__name__}"
-        return "yes" if status == 200 else f"NO: {status}"
+        if result.reset is not None:
+            return f"NO: stream reset ({result.reset})"
+        return "yes" if result.status == 200 else f"NO: {result.status}"
 
     def finish_row(self, number: str, title: str, target: str, received: str) -> Row:
         row = Row(number, title, target, received, up=self.up())

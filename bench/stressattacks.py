@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 import h2.errors
 import h2.exceptions
-import h2client
+import repo_path  # noqa: F401 - the repository root on sys.path, for tests.*
 import servers
 from hyperframe.frame import DataFrame, HeadersFrame
 from stressclients import Raw, code_name, open_fds, open_many
 from stressclients import watch_many as watch_all
+
+from tests.server.h2client import h2_get
 
 if TYPE_CHECKING:
     from stress import Stress  # the runner; imported for types only (it imports this)
@@ -58,9 +60,10 @@ def folder_swap(stress: Stress) -> str:
         found = []
         for _ in range(3):
             try:
-                status, _, body = h2client.get(stress.port, "/swap/secret.txt")
-                found.append((str(status), body))
-            except (OSError, ConnectionError) as exc:
+                result = h2_get(stress.port, "/swap/secret.txt")
+                status = "reset" if result.reset is not None else str(result.status)
+                found.append((status, result.body))
+            except (OSError, ConnectionError, h2.exceptions.ProtocolError) as exc:
                 found.append((type(exc).__name__, b""))
         return found
 

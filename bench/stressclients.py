@@ -25,12 +25,13 @@ import h2.connection
 import h2.errors
 import h2.exceptions
 import h2.settings
-import h2client
 import hpack
+import repo_path  # noqa: F401 - the repository root on sys.path, for tests.*
 import servers
 
-HOST = h2client.HOST
-CONTEXT = h2client.tls_context()  # ALPN h2, no certificate verification
+from tests.server.h2client import HOST, H2Client, client_context
+
+CONTEXT = client_context()  # ALPN h2, no certificate verification
 FRAME_HEADERS, FRAME_RST, FRAME_GOAWAY, FRAME_CONTINUATION = 0x1, 0x3, 0x7, 0x9
 CODES = {code.value: code.name for code in h2.errors.ErrorCodes}
 
@@ -311,11 +312,15 @@ class Bystander(threading.Thread):
         context made once (making one costs ~20 ms)."""
         sock = socket.create_connection((HOST, self.port), timeout=5)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection = h2client.Connection(self.port, CONTEXT, timeout=5, sock=sock)
+        connection = H2Client(self.port, context=CONTEXT, sock=sock, timeout=5, handshake=True,
+                              track_frames=False)
         try:
-            return connection.get("/index.html")[0]
+            result = connection.get("/index.html")
+            if result.reset is not None:
+                raise ConnectionError(f"stream reset: {result.reset}")
+            return result.status or 0
         finally:
-            connection.close()
+            connection.close(goaway=True)
 
     def stop(self) -> None:
         self._halt.set()

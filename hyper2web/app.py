@@ -242,7 +242,6 @@ class App:
     async def _answer(self, request: Request, response: Response) -> None:
         if request.path.startswith(RESERVED_PREFIX):
             # Everything under /__hyper2web__/ belongs to the server, never to the site.
-            await response.own_task()  # the event stream waits on a queue
             if self.live_reload is None or not await self.live_reload.handle(request, response):
                 await send_error_page(response, 404)
             return
@@ -269,8 +268,6 @@ class App:
         """Run a user's handler; its mistakes become a 500 and one log line, never a crash."""
         name = getattr(handler, "__qualname__", repr(handler))
         try:
-            # User code may wait on curio primitives it shares across requests.
-            await response.own_task()
             await handler(request, response)
         except StreamClosed:
             raise

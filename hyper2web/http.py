@@ -48,10 +48,6 @@ class Channel(Protocol):
     async def send_informational(self, status: int,
                                  headers: Sequence[tuple[str, str]]) -> None: ...
 
-    async def own_task(self) -> None:
-        """Make sure what follows runs in a task of its own (see ``Response.own_task``)."""
-
-
 
 class BodySource(Protocol):
     """Where a streamed request body comes from: the protocol connection."""
@@ -246,18 +242,6 @@ class Response:
         await self._channel.send_head(
             self.status, [(k if k.islower() else k.lower(), v) for k, v in headers.items()],
             end)
-
-    async def own_task(self) -> None:
-        """Go on in a task of its own before running code that may wait on shared state.
-
-        A connection may start a request inside its read loop and move it to a task when it
-        first blocks. Code that checks a curio ``Event``, ``Lock`` or ``Queue`` and then
-        waits on it must not make that move between the check and the wait, or a wake-up
-        in between is lost. The app calls this before user handlers and event streams.
-        """
-        own_task = getattr(self._channel, "own_task", None)
-        if own_task is not None:
-            await own_task()
 
     async def send_informational(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
         """Send a 1xx response (e.g. ``103 Early Hints``) before the final one."""

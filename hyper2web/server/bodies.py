@@ -1,8 +1,10 @@
-"""Streamed request bodies over HTTP/2: DATA frames handed to the handler as it reads them.
+"""Streamed request bodies: pieces handed to the handler as it reads them.
 
-The frames of a ``stream=True`` route are not acknowledged when they arrive, as other
-bodies are, but when the handler takes them: the client's window then opens only as fast
-as the handler reads, so an upload of any size holds at most one window (1 MiB) here.
+The body of a ``stream=True`` route is not taken in when it arrives, as other bodies are,
+but when the handler reads it: over HTTP/2 its DATA frames are acknowledged only then, so
+the client's window opens only as fast as the handler reads and an upload of any size
+holds at most one window (1 MiB) here; over HTTP/1.1 the connection stops reading the
+socket while ``HOLD_AT`` bytes wait (``held``), and TCP holds the client back.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any, Protocol
 from .._curio import curio
 from ..exceptions import HTTPError, StreamClosed
 
+HOLD_AT = 1024 * 1024  # bytes waiting for the handler past which HTTP/1.1 stops reading
+
 
 class Acknowledger(Protocol):
     """What the connection offers a body source: give the window back, and flush."""
@@ -20,8 +24,8 @@ class Acknowledger(Protocol):
     async def consumed(self, stream_id: int, size: int) -> None: ...
 
 
-class H2BodySource:
-    """The ``BodySource`` of one HTTP/2 request whose body is streamed."""
+class StreamedBody:
+    """The ``BodySource`` of one request whose body is streamed (either protocol)."""
 
     __slots__ = ("stream_id", "_conn", "_chunks", "_ended", "_error", "_event", "timeout",
                  "held")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..http import Request, Response
 from .limits import BodyBudget
 
-Handler = Callable[[Request, Response], Awaitable[None]]
+if TYPE_CHECKING:  # the protocol classes use this module and must not load the framework
+    from ..http import Request, Response
+
+Handler = Callable[["Request", "Response"], Awaitable[None]]
 # ``(method, path) -> (status, headers)`` for a request with a body that nothing could take
 # whatever the body (a POST to a static file): answered at headers time, body unread.
 EarlyAnswer = Callable[[str, str], "tuple[int, tuple[tuple[str, str], ...]] | None"]

@@ -1,21 +1,17 @@
-"""Running a request inline until it first really waits (curio's form of an eager task).
+"""Eager request running: a request runs at once, in a shared task, until it first waits.
 
-The read loop starts each request by stepping its coroutine by hand (``_step``): a cached
-file or a quick answer finishes without ever blocking and costs no task. The first kernel
-trap a request yields (a window to wait for, a file read in a thread, a sleep) is handed,
-as it is, to a new task that goes on from exactly there (``_resume``), so results,
-exceptions and cancellation reach the request as if it had always run in that task.
+Python 3.12 gave asyncio "eager tasks" for the same reason: most requests (a cached file, a
+quick API answer) finish without ever waiting, and a task of their own would cost more than
+the answer. Each connection has one job runner, a task that runs queued requests in turn by
+stepping their coroutines (``_step``). A request that finishes leaves nothing behind; its
+answer leaves with the others of the turn in one write. A request that waits (a window, a
+file read in a thread, a sleep, a user's ``Event``) keeps the runner's task as its own,
+from the very trap it yielded, and a new runner takes over the queue.
 
-User handlers and event streams first call ``leave_read_loop`` (through
-``Response.own_task``): a harmless trap (``_MOVE``) that the read loop knows by identity
-and answers by queueing the request for the connection's job runner (``_run_jobs``), one
-task that runs queued requests in turn. Code that checks a curio ``Event``/``Lock``/
-``Queue`` and then waits on it must not be moved between the check and the wait, or a
-wake-up in between is lost: in the runner, a request that blocks keeps the runner's task
-as its own from the very trap it yielded, and a new runner takes the queue.
-
-Nothing outside ``server/`` knows about this module; ``EagerDispatch`` is a part of
-``H2Connection``.
+Keeping the task is what makes this safe: the request is never moved between tasks, so
+code that checks an ``Event``, ``Lock`` or ``Queue`` and then waits on it never loses a
+wake-up in between; nothing above ``server/`` needs to know any of this. The only curio
+traps seen here are the ones a request yields, passed on untouched (``_resume``).
 """
 
 from __future__ import annotations
@@ -24,138 +20,132 @@ import logging
 import types
 from collections import deque
 from collections.abc import Coroutine, Generator
-from typing import TYPE_CHECKING, Any
-
-import h2.errors
+from typing import Any, Protocol
 
 from .._curio import curio
 from ..exceptions import StreamClosed
 
-if TYPE_CHECKING:
-    from .h2stream import _StreamState
-
 log = logging.getLogger("hyper2web.server")
 
+Job = Coroutine[Any, Any, None]
 
-class EagerDispatch:
-    """The stepping and the job runner of ``H2Connection`` (see the module docstring)."""
 
-    inline: bool
-    closed: bool
-    streams: dict[int, Any]
-    _jobs: deque[tuple[Any, Coroutine[Any, Any, None]]] | None
-    _runner: Any
-    _runner_wake: Any
+class RunnerHost(Protocol):
+    """What a job runner asks of its connection."""
 
-    if TYPE_CHECKING:  # provided by H2Connection and its other parts
-        @property
-        def peer(self) -> str:
-            ...
+    async def spawn(self, coro: Job) -> Any:
+        """Start a task of the connection (cancelled when it closes)."""
 
-        def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
-            ...
+    async def flush(self) -> None:
+        """Send what a turn answered."""
 
-        async def _spawn(self, coro: Coroutine[Any, Any, None]) -> Any:
-            ...
+    async def wake_writer(self) -> None:
+        """Ask for a flush soon, from another task."""
 
-        async def wake_writer(self) -> None:
-            ...
+    def job_gone(self, key: Any) -> bool:
+        """True when ``key``'s stream closed: a queued job is told instead of run."""
 
-        async def flush(self) -> None:
-            ...
+    def job_failed(self, key: Any) -> None:
+        """``key``'s job raised (already logged): reset its stream."""
 
-    async def leave_read_loop(self) -> None:
-        """When running inside the read loop, go on in a task first.
+    def job_owned(self, key: Any, task: Any) -> None:
+        """``key``'s job waits, and from now on runs in ``task``."""
 
-        The move to a task happens at the first kernel trap; this makes it a harmless one
-        that the read loop recognises and answers by handing the request to the job runner.
-        A check-then-wait (an ``Event``, the flush turn) must not straddle a move: the
-        check would run here, the wait later in the task, and a wake-up in between (the
-        rest of the batch, other ready tasks) would find no waiter.
+
+class JobRunner:
+    """Runs the requests of one connection: eagerly, in turn, each in the task it began in."""
+
+    def __init__(self, host: RunnerHost, name: str = "") -> None:
+        self.host = host
+        self.name = name
+        self.jobs: deque[tuple[Any, Job]] = deque()
+        self.inline = False  # a job is being stepped: its sends need not wake the writer
+        self.closed = False
+        self._runner: Any = None
+        self._wake: Any = None
+
+    async def submit(self, key: Any, job: Job) -> None:
+        """Queue ``job``, starting or waking the runner.
+
+        Waking one runner per batch of requests costs far less than a task per request,
+        and answers that never block all leave in the runner's one flush.
         """
-        if self.inline:
-            await _move()
+        self.jobs.append((key, job))
+        if self._runner is None:
+            if self._wake is None:
+                self._wake = curio.Event()
+            self._runner = await self.host.spawn(self._run())
+        elif not self._wake.is_set():
+            await self._wake.set()
 
-    def _step(self, state: _StreamState, job: Coroutine[Any, Any, None]) -> Any:
-        """Run ``job`` here until it finishes (``None``) or yields a kernel trap (returned).
-
-        A queued job (one that stopped at ``leave_read_loop``) whose stream was reset, or
-        whose connection closed, meanwhile is told so at that point, instead of running
-        user code for nobody.
-        """
+    def step(self, key: Any, job: Job) -> Any:
+        """Run ``job`` here until it finishes (``None``) or yields a kernel trap (returned)."""
         self.inline = True
         try:
-            if state.closed or self.closed:
-                return job.throw(StreamClosed(f"stream {state.stream_id} closed by the peer"))
+            if self.closed or self.host.job_gone(key):
+                return job.throw(StreamClosed(f"stream {key} closed"))
             return job.send(None)
         except StopIteration:
             return None
-        except BaseException:  # noqa: B036 - e.g. sys.exit() in a handler: not the loop's end
-            log.exception("%s: handler stopped stream %d", self.peer, state.stream_id)
-            self.streams.pop(state.stream_id, None)
-            self._reset(state.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        except BaseException:  # noqa: B036 - e.g. sys.exit() in a handler: not the runner's end
+            log.exception("%s: handler stopped stream %s", self.name, key)
+            self.host.job_failed(key)
             return None
         finally:
             self.inline = False
 
-    async def _hand_to_runner(self, state: _StreamState,
-                              job: Coroutine[Any, Any, None]) -> None:
-        """Queue a request for the job runner, starting or waking it.
+    async def _run(self) -> None:
+        """The runner: run queued jobs in turn, each until it ends or first waits.
 
-        Waking one runner per batch costs far less than a task per request, and answers
-        that never block (most API handlers) all leave in the runner's one flush.
-        """
-        if self._jobs is None:
-            self._jobs = deque()
-            self._runner_wake = curio.Event()
-        self._jobs.append((state, job))
-        if self._runner is None:
-            self._runner = await self._spawn(self._run_jobs())
-        elif not self._runner_wake.is_set():
-            await self._runner_wake.set()
-
-    async def _run_jobs(self) -> None:
-        """The job runner: run queued requests in turn, each until it ends or blocks.
-
-        A job that blocks keeps this task as its own, from the very trap it yielded: its
-        check-then-wait stays whole, because nothing else runs between the check and the
-        wait (the spawn of the next runner does not switch tasks). A new runner takes over
-        the queue.
+        A job that waits keeps this task as its own: nothing else runs between its check
+        and its wait (starting the next runner does not switch tasks).
         """
         me = await curio.current_task()
-        jobs, wake = self._jobs, self._runner_wake
-        assert jobs is not None and wake is not None
+        jobs, wake = self.jobs, self._wake
         while True:
             while jobs:
-                state, job = jobs.popleft()
-                trap = self._step(state, job)
+                key, job = jobs.popleft()
+                trap = self.step(key, job)
                 if trap is None:
                     continue
                 self._runner = None
                 if jobs:
-                    self._runner = await self._spawn(self._run_jobs())
-                state.task = me
+                    self._runner = await self.host.spawn(self._run())
+                self.host.job_owned(key, me)
                 # What this turn queued (this job's own head, as an event stream sends it
                 # before it waits, or the answers of the jobs before it) must not wait for
                 # a later send: the writer flushes it.
-                await self.wake_writer()
+                await self.host.wake_writer()
                 await _resume(job, trap)
                 return
-            await self.flush()  # the answers of this turn leave together
+            await self.host.flush()  # the answers of this turn leave together
             if not jobs and not self.closed:
                 wake.clear()
                 await wake.wait()
             if self.closed:
+                self._runner = None
                 return
+
+    def close(self) -> None:
+        """The connection is closing: queued jobs learn their stream is gone, unrun."""
+        self.closed = True
+        while self.jobs:
+            key, job = self.jobs.popleft()
+            if self.step(key, job) is not None:
+                self.inline = True  # nothing may wait while the job unwinds
+                try:
+                    job.close()
+                finally:
+                    self.inline = False
 
 
 @types.coroutine
-def _resume(coro: Coroutine[Any, Any, None], trap: Any) -> Generator[Any, Any, None]:
+def _resume(coro: Job, trap: Any) -> Generator[Any, Any, None]:
     """Drive ``coro`` on from the kernel trap it yielded when it first blocked.
 
-    The read loop ran ``coro`` until it yielded ``trap``; here the trap goes to the kernel
-    on behalf of the task this runs in, and every result or exception (a cancellation, a
-    timeout) goes back into ``coro``, as if it had run in this task from the start.
+    The runner ran ``coro`` until it yielded ``trap``; here the trap goes to the kernel on
+    behalf of the same task, and every result or exception (a cancellation, a timeout)
+    goes back into ``coro``, as if it had been awaited from the start.
     """
     while True:
         try:
@@ -173,24 +163,3 @@ def _resume(coro: Coroutine[Any, Any, None], trap: Any) -> Generator[Any, Any, N
                 trap = coro.send(value)
             except StopIteration:
                 return
-
-
-def _trap_of(coro: Coroutine[Any, Any, Any]) -> Any:
-    """The kernel trap ``coro`` yields first (``coro`` is then closed unrun)."""
-    trap = coro.send(None)
-    coro.close()
-    return trap
-
-
-# The trap of ``curio.current_task()``: harmless anywhere, and known by identity to the
-# read loop as "go on in a task" (see ``leave_read_loop``).
-_MOVE = _trap_of(curio.current_task())
-
-
-@types.coroutine
-def _move() -> Generator[Any, Any, None]:
-    yield _MOVE
-
-
-async def _resume_in_task(coro: Coroutine[Any, Any, None], trap: Any) -> None:
-    await _resume(coro, trap)

@@ -21,10 +21,10 @@ from typing import Any, cast
 from .._curio import curio
 from ..exceptions import PortInUse, ServerError
 from .config import ConnectionConfig, EarlyAnswer, Handler, StreamsBody
-from .h2 import H2Connection
-from .http1 import H11Connection
+from .connection import Connection
 from .limits import FD_RESERVE, raise_open_files_limit
 from .plain import TLS_HANDSHAKE, first_byte, redirect_to_https
+from .protocol import H2Protocol, H11Protocol
 
 log = logging.getLogger("hyper2web.server")
 
@@ -79,7 +79,7 @@ class Server:
         self.reuse_port = reuse_port
         self._listen = True
         self.sockets: list[socket.socket] = []
-        self.connections: set[H2Connection | H11Connection] = set()
+        self.connections: set[Connection] = set()
         # Accepted sockets (handshakes included) and how many may be open at once; past
         # that, new ones are closed at once with one log line a second.
         self.open_sockets = 0
@@ -342,13 +342,9 @@ class Server:
             protocol = await self._handshake(tls, ssl_sock, where)
             if protocol is None:
                 return
-            conn: H2Connection | H11Connection
-            if protocol == "h2":
-                conn = H2Connection(tls, peer, self.handler, self.config, early=self.early,
-                                    streams=self.streams)
-            else:
-                conn = H11Connection(tls, peer, self.handler, self.config, early=self.early,
-                                     streams=self.streams)
+            conn = Connection(tls, peer, self.handler, self.config,
+                              H2Protocol if protocol == "h2" else H11Protocol,
+                              early=self.early, streams=self.streams)
             self.connections.add(conn)
             try:
                 await conn.run()

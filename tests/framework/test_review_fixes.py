@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from hyper2web import App
-from hyper2web.server.h2 import ConnectionConfig
+from hyper2web.server.config import ConnectionConfig
 
 
 def _client() -> httpx.Client:

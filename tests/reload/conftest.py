@@ -1,4 +1,9 @@
-"""Fixtures of the live reload tests: a project folder and ``hyper2web serve`` on it."""
+"""Fixtures of the live reload tests: a project folder and ``hyper2web serve`` on it.
+
+A test that takes ``protocol`` (or ``client`` or ``subscribe``, which take it) runs twice,
+over HTTP/2 and over HTTP/1.1: pages, the injected script, the event stream and the
+answers of routes.py behave the same on both. ``events`` is always raw HTTP/2.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.reload.livekit import EventStream
+from tests.reload.livekit import EventStream, HttpxEventStream
+from tests.support import PROTOCOLS, protocol_client
 
 INDEX = """<!doctype html>
 <html>
@@ -53,6 +60,35 @@ def serve(cli_server: Callable[..., Any], cert_pair: tuple[Path, Path],
         return cli_server(args, cwd=cwd or project, env=env)
 
     return start
+
+
+@pytest.fixture(params=PROTOCOLS)
+def protocol(request: pytest.FixtureRequest) -> str:
+    """The protocol the test speaks: "HTTP/2", then "HTTP/1.1"."""
+    return str(request.param)
+
+
+@pytest.fixture
+def client(protocol: str) -> Iterator[httpx.Client]:
+    """An httpx client over ``protocol`` that checks every response came over it."""
+    with protocol_client(protocol, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+def subscribe(protocol: str) -> Iterator[Callable[..., HttpxEventStream]]:
+    """``subscribe(url)``: the event stream over ``protocol`` on a new connection, read by
+    httpx as it arrives; closed after the test."""
+    opened: list[HttpxEventStream] = []
+
+    def open_stream(url: str, **kwargs: Any) -> HttpxEventStream:
+        stream = HttpxEventStream(url, protocol, **kwargs)
+        opened.append(stream)
+        return stream
+
+    yield open_stream
+    for stream in opened:
+        stream.close()
 
 
 @pytest.fixture

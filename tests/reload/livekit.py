@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,10 @@ from typing import Any
 import httpx
 
 from tests.server.h2client import H2Client
-from tests.support import need_tool  # noqa: F401 - used by the tests here
+from tests.support import (
+    need_tool,  # noqa: F401 - used by the tests here
+    protocol_client,
+)
 
 EVENTS_PATH = "/__hyper2web__/events"
 CLIENT_PATH = "/__hyper2web__/client.js"
@@ -99,8 +103,36 @@ class SSEParser:
             self.events.append(Event(kind, json.loads(text), block))
 
 
-class EventStream:
-    """``GET /__hyper2web__/events`` on a raw HTTP/2 connection (a new one, or ``client``)."""
+class Subscription:
+    """What every event stream reader offers: ``next`` (its own), ``until``, ``silent_for``."""
+
+    def next(self, timeout: float = EVENT_TIMEOUT) -> Event:
+        raise NotImplementedError
+
+    def until(self, check: Callable[[Event], bool], timeout: float = EVENT_TIMEOUT) -> Event:
+        """Skip events until one passes ``check``."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no matching event within {timeout} s; saw {seen}")
+            try:
+                event = self.next(left)
+            except AssertionError:
+                raise AssertionError(
+                    f"no matching event within {timeout} s; saw {seen}") from None
+            if check(event):
+                return event
+            seen.append((event.kind, event.data))
+
+
+class EventStream(Subscription):
+    """``GET /__hyper2web__/events`` on a raw HTTP/2 connection (a new one, or ``client``).
+
+    Read in the test's own thread, frame by frame: for the tests that share the connection
+    with other requests, and those that are about the file watchers (any protocol would do).
+    """
 
     def __init__(self, port: int, client: H2Client | None = None) -> None:
         self.client = client if client is not None else H2Client(port, timeout=10)
@@ -134,23 +166,6 @@ class EventStream:
         self._taken += 1
         return event
 
-    def until(self, check: Callable[[Event], bool], timeout: float = EVENT_TIMEOUT) -> Event:
-        """Skip events until one passes ``check``."""
-        deadline = time.monotonic() + timeout
-        seen = []
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no matching event within {timeout} s; saw {seen}")
-            try:
-                event = self.next(left)
-            except AssertionError:
-                raise AssertionError(
-                    f"no matching event within {timeout} s; saw {seen}") from None
-            if check(event):
-                return event
-            seen.append((event.kind, event.data))
-
     def silent_for(self, seconds: float) -> list[Event]:
         """The events that arrive within ``seconds`` (the test expects none)."""
         try:
@@ -165,53 +180,112 @@ class EventStream:
         self.client.close()
 
 
-class HttpxEventStream:
-    """The event stream read by httpx in a thread, as a plain HTTP client would: over
-    HTTP/2, or over HTTP/1.1 with ``http2=False``."""
+class HttpxEventStream(Subscription):
+    """The event stream read by httpx as it arrives, as a plain HTTP client would: over
+    HTTP/2 (DATA frames), or over HTTP/1.1 (a chunked body), on a connection of its own.
 
-    def __init__(self, url: str, http2: bool = True) -> None:
+    A thread reads the response body chunk by chunk and parses each at once; an event
+    reaches ``next`` while the response is still open, else the stream was not incremental.
+    The constructor waits for the response head and checks its protocol.
+    """
+
+    def __init__(self, url: str, protocol: str = "HTTP/2", open_timeout: float = 5) -> None:
         self.url = url + EVENTS_PATH
-        self.events: queue.Queue[Event] = queue.Queue()
-        self.response: dict[str, Any] = {}
+        self.protocol = protocol
+        self.parser = SSEParser()
+        self.status: int | None = None
+        self.version: str | None = None
+        self.response_headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []  # the body as it arrived, one read at a time
+        self.error: BaseException | None = None  # what ended the reading, unless close()
         self.opened = threading.Event()
-        self._client = httpx.Client(http1=not http2, http2=http2, verify=False, timeout=10)
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.ended = threading.Event()
+        self._events: queue.Queue[Event] = queue.Queue()
+        self._network: Any = None
+        self._closing = False
+        # No read timeout: the stream is meant to stay quiet between events.
+        self._client = httpx.Client(http1=protocol != "HTTP/2", http2=protocol == "HTTP/2",
+                                    verify=False, timeout=httpx.Timeout(10, read=None))
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"events {protocol} {url}")
         self._thread.start()
+        if not self.opened.wait(open_timeout):
+            self.close()
+            raise AssertionError(f"no response head within {open_timeout} s ({protocol})")
+        if self.status is None or self.version != protocol:
+            self.close()
+            raise AssertionError(f"the event stream over {protocol} failed: "
+                                 f"{self.version} {self.status} {self.error!r}")
 
     def _run(self) -> None:
-        parser = SSEParser()
         try:
-            with self._client.stream("GET", self.url) as r:
-                self.response.update(status=r.status_code, version=r.http_version,
-                                     headers=dict(r.headers))
+            with self._client.stream("GET", self.url) as response:
+                self._network = response.extensions.get("network_stream")
+                self.response_headers = dict(response.headers)
+                self.version = response.http_version
+                self.status = response.status_code
                 self.opened.set()
-                for line in r.iter_lines():
-                    before = len(parser.events)
-                    parser.feed(line + "\n")
-                    for event in parser.events[before:]:
-                        self.events.put(event)
-        except (httpx.HTTPError, RuntimeError):
-            pass
+                for chunk in response.iter_bytes():
+                    self.chunks.append(chunk)
+                    before = len(self.parser.events)
+                    self.parser.feed(chunk)
+                    for event in self.parser.events[before:]:
+                        self._events.put(event)
+        except BaseException as exc:  # reported by next() unless the test closed the stream
+            if not self._closing:
+                self.error = exc
         finally:
+            self.ended.set()
             self.opened.set()
 
+    def headers(self, timeout: float = 5) -> dict[str, str]:
+        return dict(self.response_headers)
+
+    @property
+    def done(self) -> bool:
+        """The response ended (or failed)."""
+        return self.ended.is_set()
+
     def next(self, timeout: float = EVENT_TIMEOUT) -> Event:
+        """The next event; ``AssertionError`` when none arrives within ``timeout``."""
         try:
-            return self.events.get(timeout=timeout)
+            return self._events.get(timeout=timeout)
         except queue.Empty:
-            raise AssertionError(f"no event within {timeout} s (httpx)") from None
+            ended = f"; the response ended: {self.error!r}" if self.done else ""
+            raise AssertionError(
+                f"no event within {timeout} s ({self.protocol}){ended}") from None
+
+    def silent_for(self, seconds: float) -> list[Event]:
+        """The events that arrive within ``seconds`` (the test expects none)."""
+        try:
+            fresh = [self._events.get(timeout=seconds)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                fresh.append(self._events.get_nowait())
+            except queue.Empty:
+                return fresh
 
     def close(self) -> None:
-        # A read in progress is not interrupted by close(); the thread ends when the server
-        # closes the connection, at the latest when the test's server stops.
+        """Close the connection now, as a closed tab does: the server sees it at once."""
+        self._closing = True
+        sock = self._network.get_extra_info("socket") if self._network is not None else None
+        if sock is not None:
+            try:
+                # The plain socket's shutdown, under TLS: it wakes the reading thread (a
+                # close() from this thread would not) and sends the FIN.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(2)
         self._client.close()
-        self._thread.join(0.2)
 
 
 # -- making sure the watchers run ---------------------------------------------------------------
 
 
-def prime_site(events: EventStream, root: Path, timeout: float = 6) -> None:
+def prime_site(events: Subscription, root: Path, timeout: float = 6) -> None:
     """Write a file until its event arrives: from then on the site watcher is running."""
     probe = root / "_probe.txt"
     deadline = time.monotonic() + timeout
@@ -234,7 +308,7 @@ def prime_site(events: EventStream, root: Path, timeout: float = 6) -> None:
     raise AssertionError(f"the site watcher reported nothing within {timeout} s")
 
 
-def prime_routes(events: EventStream, routes: Path, timeout: float = 6) -> None:
+def prime_routes(events: Subscription, routes: Path, timeout: float = 6) -> None:
     """Re-save routes.py until the reload it causes arrives: the routes watcher runs."""
     deadline = time.monotonic() + timeout
     text = routes.read_text()
@@ -248,8 +322,7 @@ def prime_routes(events: EventStream, routes: Path, timeout: float = 6) -> None:
     raise AssertionError(f"the routes watcher reported nothing within {timeout} s")
 
 
-def get(url: str, **kwargs: Any) -> httpx.Response:
-    with httpx.Client(http2=True, verify=False, timeout=10) as client:
-        response = client.get(url, **kwargs)
-    assert response.http_version == "HTTP/2"
-    return response
+def get(url: str, protocol: str = "HTTP/2", **kwargs: Any) -> httpx.Response:
+    """One request on a new connection over ``protocol`` (checked)."""
+    with protocol_client(protocol, timeout=10) as client:
+        return client.get(url, **kwargs)

@@ -1,5 +1,9 @@
 """Developer comforts of ``serve``: network URLs with QR codes, --open, hyper2web.toml, the
-access log."""
+access log.
+
+The tests of what hyper2web.toml changes in the answers, and of the access log, take
+``client``: they run over HTTP/2 and over HTTP/1.1.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from hyper2web_cli.terminal import AccessLog, network_addresses, qr_lines
@@ -112,41 +117,42 @@ def test_no_browser_without_open(serve: Serve, tmp_path: Path) -> None:
 # -- hyper2web.toml -------------------------------------------------------------------------
 
 
-def test_toml_sets_options(serve: Serve, project: Path) -> None:
+def test_toml_sets_options(serve: Serve, project: Path, client: httpx.Client) -> None:
     (project / "hyper2web.toml").write_text(
         'spa = true\nheader = ["X-From-Toml: 1"]\nno-list = true\n')
     server = serve()
     text = wait_output(server, "Ctrl+C to stop")
     assert f"Config:  {project / 'hyper2web.toml'}" in text
     # spa: a client-side route gets index.html
-    page = get(server.url + "/some/client/route", headers={"accept": "text/html"})
+    page = client.get(server.url + "/some/client/route", headers={"accept": "text/html"})
     assert page.status_code == 200 and ">one<" in page.text
     assert page.headers["x-from-toml"] == "1"
-    assert get(server.url + "/hello.txt").headers["x-from-toml"] == "1"
+    assert client.get(server.url + "/hello.txt").headers["x-from-toml"] == "1"
 
 
-def test_toml_serve_section(serve: Serve, project: Path) -> None:
+def test_toml_serve_section(serve: Serve, project: Path, client: httpx.Client) -> None:
     (project / "hyper2web.toml").write_text('[serve]\nheader = ["X-Section: yes"]\n')
     server = serve()
-    assert get(server.url + "/hello.txt").headers["x-section"] == "yes"
+    assert client.get(server.url + "/hello.txt").headers["x-section"] == "yes"
 
 
-def test_command_line_wins_over_toml(serve: Serve, project: Path) -> None:
+def test_command_line_wins_over_toml(serve: Serve, project: Path,
+                                     client: httpx.Client) -> None:
     (project / "hyper2web.toml").write_text(
         'header = ["X-From-Toml: 1"]\nsw-allowed = "/toml/"\n')
     (project / "public" / "sw.js").write_text("self.addEventListener('fetch', () => {});\n")
     server = serve("-H", "X-From-Cli: 2", "--sw-allowed", "/")
-    response = get(server.url + "/sw.js", headers={"service-worker": "script"})
+    response = client.get(server.url + "/sw.js", headers={"service-worker": "script"})
     assert response.headers.get("x-from-cli") == "2"
     assert "x-from-toml" not in response.headers
     assert response.headers.get("service-worker-allowed") == "/"
 
 
-def test_toml_with_no_reload(serve: Serve, project: Path) -> None:
+def test_toml_with_no_reload(serve: Serve, project: Path, client: httpx.Client) -> None:
     (project / "hyper2web.toml").write_text("no_reload = true\nquiet = true\n")
     server = serve()
-    assert "__hyper2web__" not in get(server.url + "/").text
-    assert get(server.url + "/__hyper2web__/events").status_code == 404
+    assert "__hyper2web__" not in client.get(server.url + "/").text
+    assert client.get(server.url + "/__hyper2web__/events").status_code == 404
     assert not any(line.startswith("GET") for line in server.output)
 
 
@@ -182,10 +188,10 @@ def test_bad_toml_is_one_error_line(project: Path, tmp_path: Path, cert_pair: An
 ACCESS_LINE = re.compile(r"^(GET|HEAD) {3,4}(\S+) (\d{3}) (\d+(?:\.\d)? [KM]?B) (\d+\.\d) ms$")
 
 
-def test_access_log_lines(serve: Serve) -> None:
+def test_access_log_lines(serve: Serve, client: httpx.Client) -> None:
     server = serve()
-    get(server.url + "/hello.txt")
-    get(server.url + "/missing.txt")
+    client.get(server.url + "/hello.txt")
+    client.get(server.url + "/missing.txt")
     wait_output(server, "/missing.txt")
     lines = [line.rstrip("\n") for line in server.output if ACCESS_LINE.match(line.rstrip())]
     assert any(re.fullmatch(r"GET    /hello\.txt 200 12 B \d+\.\d ms", line) for line in lines), \
@@ -196,12 +202,12 @@ def test_access_log_lines(serve: Serve) -> None:
     assert "\x1b[" not in "".join(server.output)
 
 
-def test_quiet_hides_the_access_log(serve: Serve) -> None:
+def test_quiet_hides_the_access_log(serve: Serve, client: httpx.Client) -> None:
     server = serve("--quiet")
     for _ in range(3):
-        assert get(server.url + "/hello.txt").status_code == 200
+        assert client.get(server.url + "/hello.txt").status_code == 200
     loud = serve()
-    get(loud.url + "/hello.txt")
+    client.get(loud.url + "/hello.txt")
     wait_output(loud, "/hello.txt")  # by then the quiet one would have logged as well
     assert not [line for line in server.output if "/hello.txt" in line]
 

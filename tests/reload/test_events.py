@@ -1,4 +1,8 @@
-"""The event stream: ``GET /__hyper2web__/events`` over HTTP/2, as browsers subscribe to it."""
+"""The event stream: ``GET /__hyper2web__/events``, as browsers subscribe to it.
+
+Tests that take ``subscribe`` or ``client`` run over HTTP/2 and over HTTP/1.1 (where the
+stream is a chunked body); ``events`` is a raw HTTP/2 connection.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +24,13 @@ from tests.reload.livekit import (
     EventStream,
     HttpxEventStream,
     edit,
-    get,
     prime_site,
     wait_until,
 )
 
 Serve = Callable[..., Any]
 Events = Callable[..., EventStream]
+Subscribe = Callable[..., HttpxEventStream]
 
 
 def test_page_and_events_share_one_http2_connection(serve: Serve, events: Events) -> None:
@@ -53,9 +57,33 @@ def test_page_and_events_share_one_http2_connection(serve: Serve, events: Events
     assert client.get("/style.css", timeout=5).status == 200
 
 
-def test_css_edit_sends_css_event(serve: Serve, events: Events, project: Path) -> None:
+def test_the_event_stream_answer(serve: Serve, subscribe: Subscribe,
+                                 client: httpx.Client) -> None:
     server = serve()
-    stream = events(server.port)
+    stream = subscribe(server.url)
+    assert stream.status == 200
+    headers = stream.headers()
+    assert headers["content-type"] == "text/event-stream"
+    assert headers["cache-control"] == "no-store"
+    if stream.protocol == "HTTP/1.1":
+        assert headers.get("transfer-encoding") == "chunked", headers
+        assert "content-length" not in headers
+    hello = stream.next()
+    assert hello.kind == "hello"
+    assert re.fullmatch(r"[0-9a-f]{12}", hello.data["id"]), hello.data
+    assert "error" not in hello.data
+    assert stream.parser.retry == 500
+    assert not stream.done, "the event stream ended after its first event"
+    # Pages load meanwhile (on another connection over HTTP/1.1), with the script in them.
+    page = client.get(server.url + "/")
+    assert page.status_code == 200 and SCRIPT_TAG in page.text
+    assert client.get(server.url + "/style.css").status_code == 200
+    assert not stream.done
+
+
+def test_css_edit_sends_css_event(serve: Serve, subscribe: Subscribe, project: Path) -> None:
+    server = serve()
+    stream = subscribe(server.url)
     assert stream.next().kind == "hello"
     prime_site(stream, project / "public")
     edit(project / "public" / "style.css", "#t { color: blue; }\n")
@@ -63,10 +91,10 @@ def test_css_edit_sends_css_event(serve: Serve, events: Events, project: Path) -
     assert (event.kind, event.data) == ("css", {"paths": ["/style.css"]})
 
 
-def test_html_edit_sends_reload_with_the_folder_url(serve: Serve, events: Events,
+def test_html_edit_sends_reload_with_the_folder_url(serve: Serve, subscribe: Subscribe,
                                                     project: Path) -> None:
     server = serve()
-    stream = events(server.port)
+    stream = subscribe(server.url)
     stream.next()
     prime_site(stream, project / "public")
     edit(project / "public" / "index.html", "<p>two</p>")
@@ -84,10 +112,10 @@ def test_html_edit_sends_reload_with_the_folder_url(serve: Serve, events: Events
     assert event.kind == "reload" and "/docs/" in event.paths
 
 
-def test_js_edit_reloads_and_css_with_html_reloads(serve: Serve, events: Events,
+def test_js_edit_reloads_and_css_with_html_reloads(serve: Serve, subscribe: Subscribe,
                                                    project: Path) -> None:
     server = serve()
-    stream = events(server.port)
+    stream = subscribe(server.url)
     stream.next()
     prime_site(stream, project / "public")
     edit(project / "public" / "app.js", "console.log(2);\n")
@@ -104,63 +132,38 @@ def test_js_edit_reloads_and_css_with_html_reloads(serve: Serve, events: Events,
 
 
 def test_two_subscribers_on_two_connections_both_get_the_event(
-        serve: Serve, events: Events, project: Path) -> None:
+        serve: Serve, events: Events, subscribe: Subscribe, project: Path) -> None:
     server = serve()
-    first = events(server.port)
-    second = HttpxEventStream(server.url)
-    try:
-        assert first.next().kind == "hello"
-        hello = second.next(5)
-        assert hello.kind == "hello"
-        assert second.response["version"] == "HTTP/2"
-        assert second.response["headers"]["content-type"] == "text/event-stream"
-        prime_site(first, project / "public")
-        assert "/_probe.txt" in second.next().paths
-        edit(project / "public" / "style.css", "#t { color: blue; }\n")
-        for event in (first.next(), second.next()):
-            assert (event.kind, event.data) == ("css", {"paths": ["/style.css"]})
-    finally:
-        second.close()
+    first = events(server.port)  # raw HTTP/2
+    second = subscribe(server.url)  # httpx, over the protocol of the test
+    assert first.next().kind == "hello"
+    hello = second.next(5)
+    assert hello.kind == "hello"
+    assert hello.data["id"] == first.parser.events[0].data["id"]
+    prime_site(first, project / "public")
+    second.until(lambda e: "/_probe.txt" in e.paths)
+    edit(project / "public" / "style.css", "#t { color: blue; }\n")
+    for stream in (first, second):
+        # The second stream may still hold the events of earlier probes: skip those.
+        event = stream.until(lambda e: e.kind == "css")
+        assert (event.kind, event.data) == ("css", {"paths": ["/style.css"]})
 
 
-def test_the_event_stream_over_http11(serve: Serve, events: Events, project: Path) -> None:
+def test_server_restart_changes_the_boot_id(serve: Serve, subscribe: Subscribe) -> None:
     server = serve()
-    first = events(server.port)
-    old = HttpxEventStream(server.url, http2=False)
-    try:
-        assert first.next().kind == "hello"
-        assert old.next(5).kind == "hello"
-        assert old.response["version"] == "HTTP/1.1"
-        assert old.response["headers"]["content-type"] == "text/event-stream"
-        prime_site(first, project / "public")
-        assert "/_probe.txt" in old.next().paths
-        edit(project / "public" / "style.css", "#t { color: green; }\n")
-        assert (old.next().kind, first.next().kind) == ("css", "css")
-        # The page over HTTP/1.1 carries the injected client, which is served too.
-        with httpx.Client(http1=True, http2=False, verify=False, timeout=10) as client:
-            page = client.get(server.url + "/")
-            assert page.http_version == "HTTP/1.1" and SCRIPT_TAG in page.text
-            script = client.get(server.url + CLIENT_PATH)
-            assert script.status_code == 200 and b"EventSource" in script.content
-    finally:
-        old.close()
-
-
-def test_server_restart_changes_the_boot_id(serve: Serve, events: Events) -> None:
-    server = serve()
-    one = events(server.port).next().data["id"]
-    again = events(server.port).next().data["id"]
+    one = subscribe(server.url).next().data["id"]
+    again = subscribe(server.url).next().data["id"]
     assert one == again, "one server, one boot id"
     server.stop(signal.SIGINT)
     other = serve()
-    assert events(other.port).next().data["id"] != one
+    assert subscribe(other.url).next().data["id"] != one
 
 
 def test_heartbeat_comments(serve_app: Callable[..., Any], project: Path,
-                            events: Events) -> None:
+                            subscribe: Subscribe) -> None:
     hub = LiveReload(heartbeat=0.2)
     running = serve_app(root=project / "public", live_reload=hub)
-    stream = events(running.port)
+    stream = subscribe(running.url)
     assert stream.next().kind == "hello"
     wait_until(lambda: (stream.silent_for(0.05), len(stream.parser.comments) >= 3)[1], 2,
                f"fewer than 3 pings in 2 s: {stream.parser.comments}")
@@ -171,10 +174,11 @@ def test_heartbeat_comments(serve_app: Callable[..., Any], project: Path,
     assert hub.subscribers == 1
 
 
-def test_closed_streams_unsubscribe(serve_app: Callable[..., Any], project: Path) -> None:
+def test_closed_streams_unsubscribe(serve_app: Callable[..., Any], project: Path,
+                                    subscribe: Subscribe) -> None:
     hub = LiveReload(heartbeat=0.2)
     running = serve_app(root=project / "public", live_reload=hub)
-    streams = [EventStream(running.port) for _ in range(3)]
+    streams = [subscribe(running.url) for _ in range(3)]
     for stream in streams:
         assert stream.next().kind == "hello"
     assert hub.subscribers == 3
@@ -184,36 +188,41 @@ def test_closed_streams_unsubscribe(serve_app: Callable[..., Any], project: Path
                f"{hub.subscribers} subscribers left after their connections closed")
 
 
-def test_stop_with_open_event_streams_is_prompt(serve: Serve, events: Events) -> None:
+def test_stop_with_open_event_streams_is_prompt(serve: Serve, subscribe: Subscribe) -> None:
     server = serve()
-    for _ in range(2):
-        assert events(server.port).next().kind == "hello"
+    streams = [subscribe(server.url) for _ in range(2)]
+    for stream in streams:
+        assert stream.next().kind == "hello"
     started = time.monotonic()
     assert server.stop(signal.SIGINT) == 0
     assert time.monotonic() - started < 5
+    for stream in streams:
+        wait_until(lambda stream=stream: stream.done, 5, "an event stream outlived the server")
 
 
-def test_no_reload_turns_everything_off(serve: Serve, project: Path) -> None:
+def test_no_reload_turns_everything_off(serve: Serve, project: Path,
+                                       client: httpx.Client) -> None:
     server = serve("--no-reload")
-    assert get(server.url + EVENTS_PATH).status_code == 404
-    assert get(server.url + CLIENT_PATH).status_code == 404
-    page = get(server.url + "/")
+    assert client.get(server.url + EVENTS_PATH).status_code == 404
+    assert client.get(server.url + CLIENT_PATH).status_code == 404
+    page = client.get(server.url + "/")
     assert page.status_code == 200
     assert "__hyper2web__" not in page.text
     assert page.text == (project / "public" / "index.html").read_text()
     assert "Reload:" not in "".join(server.output)
 
 
-def test_client_script_is_javascript(serve: Serve) -> None:
+def test_client_script_is_javascript(serve: Serve, client: httpx.Client) -> None:
     server = serve()
-    response = get(server.url + CLIENT_PATH)
+    response = client.get(server.url + CLIENT_PATH)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
     assert "EventSource" in response.text and EVENTS_PATH in response.text
     assert int(response.headers["content-length"]) == len(response.content)
 
 
-def test_reserved_prefix_is_never_a_static_file(serve: Serve, project: Path) -> None:
+def test_reserved_prefix_is_never_a_static_file(serve: Serve, project: Path,
+                                                client: httpx.Client) -> None:
     shadow = project / "public" / "__hyper2web__"
     shadow.mkdir()
     (shadow / "x").write_text("from the site")
@@ -221,18 +230,17 @@ def test_reserved_prefix_is_never_a_static_file(serve: Serve, project: Path) -> 
     for options in ((), ("--no-reload",)):
         server = serve(*options)
         for path in ("/__hyper2web__/x", "/__hyper2web__/", "/__hyper2web__/events/x"):
-            response = get(server.url + path)
+            response = client.get(server.url + path)
             assert response.status_code == 404, (options, path)
             assert "from the site" not in response.text
-        client = get(server.url + CLIENT_PATH)
-        assert "alert('site')" not in client.text
+        script = client.get(server.url + CLIENT_PATH)
+        assert "alert('site')" not in script.text
         server.stop()
 
 
-def test_head_of_the_event_stream(serve: Serve) -> None:
+def test_head_of_the_event_stream(serve: Serve, client: httpx.Client) -> None:
     server = serve()
-    with httpx.Client(http2=True, verify=False, timeout=5) as client:
-        response = client.head(server.url + EVENTS_PATH)
+    response = client.head(server.url + EVENTS_PATH)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/event-stream"
     assert response.content == b""

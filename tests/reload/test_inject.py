@@ -1,4 +1,7 @@
-"""The live reload script in HTML pages: where it goes, where it never goes, and the headers."""
+"""The live reload script in HTML pages: where it goes, where it never goes, and the headers.
+
+The tests of served pages take ``client``: they run over HTTP/2 and over HTTP/1.1.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from hyper2web import App
 from hyper2web.reload import LiveReload, inject_script
-from tests.reload.livekit import SCRIPT_TAG, H2Client, get
+from tests.reload.livekit import SCRIPT_TAG
 
 TAG = SCRIPT_TAG.encode()
 
@@ -115,11 +119,15 @@ def servers(serve_app: Callable[..., Any], site: Path) -> tuple[Any, Any]:
     return serve_app(make_app(site, True)), serve_app(make_app(site, False))
 
 
-def fetch(port: int, path: str, method: str = "GET",
-          headers: tuple[tuple[str, str], ...] = ()) -> Any:
-    """Raw HTTP/2 GET without accept-encoding: the body as it is on the wire."""
-    with H2Client(port, timeout=10) as client:
-        return client.get(path, method=method, headers=headers)
+def fetch(client: httpx.Client, port: int, path: str, method: str = "GET",
+          headers: tuple[tuple[str, str], ...] = ()) -> httpx.Response:
+    """A request without accept-encoding: the body as it is on the wire."""
+    request = client.build_request(method, f"https://localhost:{port}{path}",
+                                   headers=dict(headers))
+    del request.headers["accept-encoding"]
+    response = client.send(request)
+    assert "content-encoding" not in response.headers, response.headers
+    return response
 
 
 @pytest.mark.parametrize(("path", "expected"), [
@@ -131,77 +139,82 @@ def fetch(port: int, path: str, method: str = "GET",
      b"<head><!-- </head> --><script>'</head>'</script>" + TAG + b"</head><body></body>"),
     ("/page", inject_script(PAGE)),  # response.send_file of an .html file
 ])
-def test_html_gets_the_script(servers: tuple[Any, Any], path: str, expected: bytes) -> None:
+def test_html_gets_the_script(servers: tuple[Any, Any], client: httpx.Client, path: str,
+                              expected: bytes) -> None:
     live, _ = servers
-    result = fetch(live.port, path)
-    assert result.status == 200
-    assert result.body == expected
-    assert result.body.count(TAG) == 1
-    assert int(result.header("content-length")) == len(result.body)
-    assert result.header("content-type").startswith("text/html")
+    result = fetch(client, live.port, path)
+    assert result.status_code == 200
+    assert result.content == expected
+    assert result.content.count(TAG) == 1
+    assert int(result.headers["content-length"]) == len(result.content)
+    assert result.headers["content-type"].startswith("text/html")
 
 
 @pytest.mark.parametrize("path", ["/a.js", "/a.css", "/a.txt", "/a.json", "/a.svg", "/text"])
-def test_other_types_are_untouched(servers: tuple[Any, Any], path: str) -> None:
+def test_other_types_are_untouched(servers: tuple[Any, Any], client: httpx.Client,
+                                   path: str) -> None:
     live, _ = servers
-    result = fetch(live.port, path)
-    assert result.status == 200
-    assert result.body == b"x </head> </body>\n"
-    assert int(result.header("content-length")) == len(result.body)
+    result = fetch(client, live.port, path)
+    assert result.status_code == 200
+    assert result.content == b"x </head> </body>\n"
+    assert int(result.headers["content-length"]) == len(result.content)
 
 
 @pytest.mark.parametrize("path", ["/", "/bodyonly.html", "/tricky.html", "/page", "/big.html"])
-def test_without_reload_pages_are_untouched(servers: tuple[Any, Any], site: Path,
+def test_without_reload_pages_are_untouched(servers: tuple[Any, Any], client: httpx.Client,
                                             path: str) -> None:
     _, plain = servers
-    result = fetch(plain.port, path)
-    assert result.status == 200
-    assert b"__hyper2web__" not in result.body
-    assert int(result.header("content-length")) == len(result.body)
+    result = fetch(client, plain.port, path)
+    assert result.status_code == 200
+    assert b"__hyper2web__" not in result.content
+    assert int(result.headers["content-length"]) == len(result.content)
 
 
-def test_etag_differs_from_the_plain_one(servers: tuple[Any, Any]) -> None:
+def test_etag_differs_from_the_plain_one(servers: tuple[Any, Any], client: httpx.Client) -> None:
     live, plain = servers
     for path in ("/", "/index.html", "/big.html"):
-        live_tag = fetch(live.port, path).header("etag")
-        plain_tag = fetch(plain.port, path).header("etag")
+        live_tag = fetch(client, live.port, path).headers.get("etag")
+        plain_tag = fetch(client, plain.port, path).headers.get("etag")
         assert live_tag and plain_tag and live_tag != plain_tag, path
         # A copy cached without the script is not revalidated as current.
-        again = fetch(live.port, path, headers=(("if-none-match", plain_tag),))
-        assert again.status == 200 and TAG in again.body
-        assert fetch(live.port, path, headers=(("if-none-match", live_tag),)).status == 304
+        again = fetch(client, live.port, path, headers=(("if-none-match", plain_tag),))
+        assert again.status_code == 200 and TAG in again.content
+        cached = fetch(client, live.port, path, headers=(("if-none-match", live_tag),))
+        assert cached.status_code == 304
 
 
 @pytest.mark.parametrize("path", ["/", "/bodyonly.html", "/page", "/big.html", "/a.css"])
-def test_head_has_the_get_length(servers: tuple[Any, Any], path: str) -> None:
+def test_head_has_the_get_length(servers: tuple[Any, Any], client: httpx.Client,
+                                 path: str) -> None:
     live, _ = servers
-    got = fetch(live.port, path)
-    head = fetch(live.port, path, method="HEAD")
-    assert head.status == 200
-    assert head.body == b""
-    assert head.header("content-length") == got.header("content-length")
-    assert int(head.header("content-length")) == len(got.body)
+    got = fetch(client, live.port, path)
+    head = fetch(client, live.port, path, method="HEAD")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert int(head.headers["content-length"]) == len(got.content)
 
 
-def test_large_page_gets_the_script(servers: tuple[Any, Any], site: Path) -> None:
+def test_large_page_gets_the_script(servers: tuple[Any, Any], site: Path,
+                                    client: httpx.Client) -> None:
     live, _ = servers
-    result = fetch(live.port, "/big.html")
+    result = fetch(client, live.port, "/big.html")
     original = (site / "big.html").read_bytes()
-    assert result.body == b"<head>" + TAG + original[6:]
-    assert int(result.header("content-length")) == len(original) + len(TAG)
+    assert result.content == b"<head>" + TAG + original[6:]
+    assert int(result.headers["content-length"]) == len(original) + len(TAG)
 
 
-def test_compressed_page_has_the_script(servers: tuple[Any, Any]) -> None:
+def test_compressed_page_has_the_script(servers: tuple[Any, Any], client: httpx.Client) -> None:
     live, _ = servers
     for coding in ("gzip", "br"):
-        response = get(f"https://localhost:{live.port}/big.html",
-                       headers={"accept-encoding": coding})
+        response = client.get(f"https://localhost:{live.port}/big.html",
+                              headers={"accept-encoding": coding})
         assert response.headers.get("content-encoding") == coding
         assert response.content.count(TAG) == 1
 
 
 def test_precompressed_sibling_is_not_served_without_the_script(
-        servers: tuple[Any, Any], site: Path) -> None:
+        servers: tuple[Any, Any], site: Path, client: httpx.Client) -> None:
     import gzip
 
     (site / "index.html").write_bytes(PAGE * 20)  # large enough to compress
@@ -210,24 +223,26 @@ def test_precompressed_sibling_is_not_served_without_the_script(
     stat = (site / "index.html").stat()
     os.utime(sibling, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # fresh, not stale
     live, _ = servers
-    response = get(f"https://localhost:{live.port}/index.html",
-                   headers={"accept-encoding": "gzip"})
+    response = client.get(f"https://localhost:{live.port}/index.html",
+                          headers={"accept-encoding": "gzip"})
     assert response.status_code == 200
     assert response.headers["content-encoding"] == "gzip"
     assert response.content.count(TAG) == 1
 
 
-def test_edited_page_is_injected_again(servers: tuple[Any, Any], site: Path) -> None:
+def test_edited_page_is_injected_again(servers: tuple[Any, Any], site: Path,
+                                       client: httpx.Client) -> None:
     live, _ = servers
-    first = fetch(live.port, "/")
+    first = fetch(client, live.port, "/")
     (site / "index.html").write_bytes(PAGE.replace(b"page", b"edited"))
-    second = fetch(live.port, "/")
-    assert second.body == inject_script(PAGE.replace(b"page", b"edited"))
-    assert second.header("etag") != first.header("etag")
+    second = fetch(client, live.port, "/")
+    assert second.content == inject_script(PAGE.replace(b"page", b"edited"))
+    assert second.headers.get("etag") != first.headers.get("etag")
 
 
-def test_cli_no_reload_injects_nothing(serve: Callable[..., Any], project: Path) -> None:
+def test_cli_no_reload_injects_nothing(serve: Callable[..., Any], project: Path,
+                                       client: httpx.Client) -> None:
     live, plain = serve(), serve("--no-reload")
     page = (project / "public" / "index.html").read_bytes()
-    assert fetch(live.port, "/").body == inject_script(page)
-    assert fetch(plain.port, "/").body == page
+    assert fetch(client, live.port, "/").content == inject_script(page)
+    assert fetch(client, plain.port, "/").content == page

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.reload.livekit import EventStream, edit, prime_site, wait_output, wait_until
+from tests.reload.livekit import HttpxEventStream, edit, prime_site, wait_output, wait_until
 from tests.server.h2client import H2Client
 
 Serve = Callable[..., Any]
@@ -98,11 +98,13 @@ def test_workers_stop_when_their_parent_is_killed(serve: Serve) -> None:
     assert f"(pid {server.proc.pid}) is gone" in output
 
 
-def test_live_reload_reaches_the_tabs_of_every_worker(serve: Serve, project: Path) -> None:
+def test_live_reload_reaches_the_tabs_of_every_worker(
+        serve: Serve, project: Path, subscribe: Callable[..., HttpxEventStream]) -> None:
+    # Over HTTP/2 and over HTTP/1.1: each worker serves the event stream on both.
     server = serve("--workers", "2")
     wait_output(server, "Workers: 2 processes")
     pids = worker_pids(server.proc.pid)
-    streams = [EventStream(server.port) for _ in range(12)]
+    streams = [subscribe(server.url) for _ in range(12)]
     try:
         for stream in streams:
             assert stream.next().kind == "hello"

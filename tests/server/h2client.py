@@ -1,4 +1,6 @@
-"""A small blocking HTTP/2 client for protocol tests: TLS + ALPN h2 + ``h2`` (client side).
+"""A small blocking HTTP/2 client: TLS + ALPN h2 + ``h2`` (client side). The one client of
+the protocol tests and of the benchmark scripts (bench/ imports it as
+``tests.server.h2client``; see bench/repo_path.py).
 
 It records what the server sends at two levels: the ``h2`` events (per-stream responses,
 GOAWAY, PING ACKs) and, independently of ``h2``'s state machine, every frame seen on the
@@ -9,6 +11,10 @@ frame once it has seen one).
 
 Raw frames built with ``hyperframe`` can be written with ``send_frame`` to provoke protocol
 errors that ``h2`` would refuse to produce. Every wait is bounded by a timeout.
+
+For the benchmarks: ``H2Client(..., handshake=True)`` is a connection whose greeting is
+done (ALPN h2 checked, the server's SETTINGS read), ``ping(wait=True)`` a liveness check,
+``close(goaway=True)`` a polite close; ``sock=`` takes a TCP connection made beforehand.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from hyperframe.frame import Frame, HeadersFrame
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DEFAULT_TIMEOUT = 10.0
+HOST = "127.0.0.1"  # every server under test or benchmark listens on loopback
 
 
 def client_context(alpn: Iterable[str] = ("h2",)) -> ssl.SSLContext:
@@ -41,12 +48,16 @@ def client_context(alpn: Iterable[str] = ("h2",)) -> ssl.SSLContext:
     return ctx
 
 
-def tls_connect(port: int, host: str = "127.0.0.1", alpn: Iterable[str] = ("h2",),
-                timeout: float = DEFAULT_TIMEOUT) -> ssl.SSLSocket:
-    raw = socket.create_connection((host, port), timeout=timeout)
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def tls_connect(port: int, host: str = HOST, alpn: Iterable[str] = ("h2",),
+                timeout: float = DEFAULT_TIMEOUT, *, context: ssl.SSLContext | None = None,
+                sock: socket.socket | None = None) -> ssl.SSLSocket:
+    """TLS to ``host:port``, or over ``sock`` (connected already); ``context`` (one made
+    once, as a benchmark reuses it) replaces ``client_context(alpn)``."""
+    raw = sock if sock is not None else socket.create_connection((host, port), timeout=timeout)
     try:
-        return client_context(alpn).wrap_socket(raw, server_hostname="localhost")
+        raw.settimeout(timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return (context or client_context(alpn)).wrap_socket(raw, server_hostname="localhost")
     except BaseException:
         raw.close()
         raise
@@ -108,14 +119,17 @@ class H2Client:
     ``keep_body=False`` keeps no DATA (``on_data`` can hash it): for very large downloads.
     With ``strict`` (the default) a frame the client's ``h2`` rejects raises at once: the
     server broke the protocol. Tests that send raw frames may turn it off.
+    ``context`` and ``sock`` go to ``tls_connect``; ``handshake`` runs ``handshake()``.
     """
 
-    def __init__(self, port: int, host: str = "127.0.0.1", *,
+    def __init__(self, port: int, host: str = HOST, *,
                  settings: dict[int, int] | None = None, auto_ack: bool = True,
                  keep_body: bool = True, track_frames: bool = True,
                  timeout: float = DEFAULT_TIMEOUT, preface: bool = True,
-                 strict: bool = True, normalize: bool = True) -> None:
-        self.sock = tls_connect(port, host, timeout=timeout)
+                 strict: bool = True, normalize: bool = True,
+                 context: ssl.SSLContext | None = None, sock: socket.socket | None = None,
+                 handshake: bool = False) -> None:
+        self.sock = tls_connect(port, host, timeout=timeout, context=context, sock=sock)
         self.timeout = timeout
         self.auto_ack = auto_ack
         self.keep_body = keep_body
@@ -147,6 +161,26 @@ class H2Client:
             if settings:
                 self.conn.update_settings(settings)
             self.flush()
+        if handshake:
+            try:
+                self.handshake()
+            except BaseException:
+                self.close()
+                raise
+
+    def handshake(self, timeout: float | None = None) -> None:
+        """Check that ALPN chose h2 and read until the server's SETTINGS arrived;
+        ``ConnectionError`` otherwise (another protocol, GOAWAY, or the connection closed)."""
+        chosen = self.sock.selected_alpn_protocol()
+        if chosen != "h2":
+            raise ConnectionError(f"ALPN chose {chosen!r}, not h2")
+
+        def greeted() -> bool:
+            if self.goaway is not None:
+                raise ConnectionError(f"GOAWAY {self.goaway.error_code!r}")
+            return any(isinstance(e, h2.events.RemoteSettingsChanged) for e in self.events)
+
+        self.read_until(greeted, timeout)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -206,9 +240,22 @@ class H2Client:
             self.conn.end_stream(sid)
             self.flush()
 
-    def ping(self, opaque: bytes = b"12345678") -> None:
+    def ping(self, opaque: bytes = b"12345678", *, wait: bool = False,
+             timeout: float | None = None) -> None:
+        """Send a PING; with ``wait``, read until its ACK arrives (``ConnectionError`` on a
+        GOAWAY or a closed connection, ``TimeoutError`` after ``timeout``)."""
+        acks = len(self.ping_acks)
         self.conn.ping(opaque)
         self.flush()
+        if not wait:
+            return
+
+        def answered() -> bool:
+            if self.goaway is not None:
+                raise ConnectionError(f"GOAWAY {self.goaway.error_code!r}")
+            return opaque in self.ping_acks[acks:]
+
+        self.read_until(answered, timeout)
 
     def reset(self, sid: int, code: int = 8) -> None:
         self.conn.reset_stream(sid, code)
@@ -221,7 +268,15 @@ class H2Client:
             pass
         self.flush()
 
-    def close(self) -> None:
+    def close(self, goaway: bool = False) -> None:
+        """Close the socket; with ``goaway``, say GOAWAY (NO_ERROR) first, as a client
+        leaving politely does."""
+        if goaway:
+            try:
+                self.conn.close_connection()
+                self.flush()
+            except (OSError, h2.exceptions.ProtocolError):
+                pass
         try:
             self.sock.close()
         except OSError:
@@ -378,15 +433,16 @@ def encode_headers(headers: Iterable[tuple[str, str]]) -> bytes:
     return hpack.Encoder().encode(list(headers))
 
 
-def h2_get(port: int, path: str = "/", host: str = "127.0.0.1",
-           timeout: float = DEFAULT_TIMEOUT) -> StreamResult:
+def h2_get(port: int, path: str = "/", host: str = HOST,
+           timeout: float = DEFAULT_TIMEOUT,
+           headers: Iterable[tuple[str, str]] = ()) -> StreamResult:
     """One GET on a fresh connection: the 'server still serves' probe."""
     with H2Client(port, host, timeout=timeout) as client:
-        return client.get(path, timeout=timeout)
+        return client.get(path, timeout=timeout, headers=headers)
 
 
 def h2_request(port: int, path: str, method: str = "GET",
-               headers: Iterable[tuple[str, str]] = (), *, host: str = "127.0.0.1",
+               headers: Iterable[tuple[str, str]] = (), *, host: str = HOST,
                body: bytes | None = None, normalize: bool = True) -> StreamResult:
     """One request on a fresh connection (``normalize=False``: the path exactly as given)."""
     with H2Client(port, host, normalize=normalize) as client:

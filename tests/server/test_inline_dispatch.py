@@ -225,15 +225,17 @@ def test_a_connection_error_right_after_a_request_skips_its_handler(inline_app: 
 def test_requests_after_the_connection_failed_in_the_same_batch_are_dropped(caplog) -> None:
     # A failed write earlier in the batch (the peer is gone) marks the connection closed;
     # the requests after it are dropped quietly, never run, never logged as errors.
-    from hyper2web.server.h2 import ConnectionConfig, H2Connection, _StreamState
+    from hyper2web.server.config import ConnectionConfig
+    from hyper2web.server.connection import Connection, StreamState
+    from hyper2web.server.protocol import H2Protocol
 
     called = []
 
     async def handler(request, response):
         called.append(request.path)
 
-    conn = H2Connection(None, ("127.0.0.1", 1), handler, ConnectionConfig())
-    state = _StreamState(1, {":method": "GET", ":path": "/x", ":scheme": "https"})
+    conn = Connection(None, ("127.0.0.1", 1), handler, ConnectionConfig(), H2Protocol)
+    state = StreamState(1, {":method": "GET", ":path": "/x", ":scheme": "https"}, "2")
     conn.streams[1] = state
     conn.closed = True
     with caplog.at_level("DEBUG", logger="hyper2web"):

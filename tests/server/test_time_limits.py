@@ -10,7 +10,7 @@ import time
 
 from h2.errors import ErrorCodes
 
-from hyper2web.server.h2 import ConnectionConfig
+from hyper2web.server.config import ConnectionConfig
 from hyper2web.server.listener import raise_open_files_limit
 from tests.server.apps import make_app
 from tests.server.h2client import H2Client, h2_get, tls_connect

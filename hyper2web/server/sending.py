@@ -1,27 +1,28 @@
-"""Writing an HTTP/2 connection: one flush path, a writer task, back-pressure, losses.
+"""The sending half of a connection: one flush path, a writer task, windows, losses.
 
-Every write to the socket goes through ``flush``, one sender at a time: what the read loop
-answered leaves in one ``sendall`` per batch of received frames, and tasks wake a writer
-task (started on first need) so the frames of many streams leave together too. A sender
-that has queued more than ``FLUSH_THRESHOLD`` flushes itself: the back-pressure of large
-downloads. A sender whose window is closed waits for the peer's WINDOW_UPDATE
-(``wait_for_window``), at most ``send_timeout``. ``H2Writer`` is a part of ``H2Connection``.
+Every write to the socket goes through ``flush``, one sender at a time, taking whatever the
+protocol has queued: what a batch of requests answered leaves in one ``sendall``, and
+tasks wake a writer task (started on first need) so the frames of many streams leave
+together too. A sender that has queued more than ``FLUSH_THRESHOLD`` flushes itself: the
+back-pressure of large downloads. A sender whose window is closed waits for the peer
+(``wait_for_window``), at most ``send_timeout``. ``StreamChannel`` is the ``Channel`` of
+one response, the same for both protocols.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-import h2.errors
-
 from .._curio import curio
+from ..exceptions import StreamClosed
 from .config import ConnectionConfig
+from .protocol.h2proto import CANCEL
 
 if TYPE_CHECKING:
-    from .h2stream import _StreamState
+    from .connection import Connection, StreamState
 
 log = logging.getLogger("hyper2web.server")
 
@@ -31,14 +32,13 @@ FLUSH_THRESHOLD = 64 * 1024
 TASKS_PRUNE = 64  # finished tasks are dropped from a connection's set past this many
 
 
-class H2Writer:
-    """The writing half of ``H2Connection``."""
+class Sender:
+    """The sending half of ``Connection``: flush, the writer task, windows, losses."""
 
-    h2: Any
+    proto: Any
     sock: Any
     config: ConnectionConfig
-    streams: dict[int, Any]
-    inline: bool
+    streams: dict[int, StreamState]
     closed: bool
     lost: bool
     unflushed: int
@@ -46,25 +46,19 @@ class H2Writer:
     _sending: bool
     _sent: Any
     _unsent: bytes
-    _raw_frames: list[bytes]
     _writer_wake: Any
     _tasks: set[Any] | None
-    _task: Any
 
-    if TYPE_CHECKING:  # provided by H2Connection and its other parts
+    if TYPE_CHECKING:  # provided by Connection
         @property
-        def peer(self) -> str:
-            ...
+        def peer(self) -> str: ...
 
-        async def leave_read_loop(self) -> None:
-            ...
-
-        def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
-            ...
+        @property
+        def inline(self) -> bool: ...
 
     async def queued(self, size: int) -> None:
-        """``size`` more body bytes wait in h2: flush them now past the threshold (that is
-        the back-pressure of large bodies), else let them leave with the batch."""
+        """``size`` more body bytes wait in the protocol: flush them now past the threshold
+        (that is the back-pressure of large bodies), else let them leave with the batch."""
         self.unflushed += size
         if self.unflushed >= FLUSH_THRESHOLD:
             await self.flush()
@@ -74,15 +68,15 @@ class H2Writer:
     async def wake_writer(self) -> None:
         """Ask the writer task to flush soon: frames of many streams leave together.
 
-        Inside the read loop there is nothing to do (the loop flushes after the batch). The
-        writer task is started by the first request that needs it, so an idle connection
-        holds no second task.
+        While a batch is being answered there is nothing to do (the batch is flushed
+        after its turn). The writer task is started by the first request that needs it,
+        so an idle connection holds no second task.
         """
         if self.inline:
             return
         if self._writer_wake is None:
             self._writer_wake = curio.Event()
-            await self._spawn(self._writer())
+            await self.spawn(self._writer())
         if not self._writer_wake.is_set():
             await self._writer_wake.set()
 
@@ -94,7 +88,7 @@ class H2Writer:
             if self.lost:
                 return
 
-    async def _spawn(self, coro: Coroutine[Any, Any, None]) -> Any:
+    async def spawn(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """A daemon task of this connection, cancelled by ``_close`` if still running.
 
         A plain set rather than a ``TaskGroup``: a group's bookkeeping on every task's end
@@ -110,27 +104,22 @@ class H2Writer:
         return task
 
     async def flush(self) -> None:
-        """Send everything h2 has queued; the only path that writes to the socket.
+        """Send everything the protocol has queued; the only path that writes to the socket.
 
         A failed write means the peer is gone: the connection is marked lost (one log line)
         and every sender stops at its next check, instead of each raising its own error.
         """
         if self.lost:
             return  # nothing more can leave; a sender stuck in a write is cancelled
-        if self._sending:
-            await self.leave_read_loop()
         while self._sending:
             if self._sent is None:
                 self._sent = curio.Event()
             await self._sent.wait()
         self._sending = True
         try:
-            data = self.h2.data_to_send()
+            data = self.proto.data_to_send()
             if self._unsent:
                 data, self._unsent = self._unsent + data, b""
-            if self._raw_frames:
-                data += b"".join(self._raw_frames)
-                self._raw_frames.clear()
             self.unflushed = 0
             if data and not self.lost:
                 # Watched by the server's watchdog (``stalled``): a peer that stops reading
@@ -186,7 +175,7 @@ class H2Writer:
             if state.window_event is not None:
                 await state.window_event.set()
 
-    # -- flow control: a sender waits for the peer's window --------------------------
+    # -- flow control: a sender waits for the peer's window --------------------------------
 
     async def _on_window(self, stream_id: int) -> None:
         if stream_id == 0:
@@ -198,19 +187,18 @@ class H2Writer:
         if state is not None and state.window_event is not None:
             await state.window_event.set()
 
-    async def wait_for_window(self, state: _StreamState) -> None:
+    async def wait_for_window(self, state: StreamState) -> None:
         """Block the sender of one stream until the peer opens its window.
 
-        The event exists before the flush: a WINDOW_UPDATE handled while the flush waits on
-        the socket sets it, instead of finding nothing to wake and being lost.
+        The event exists before the flush: a window update handled while the flush waits
+        on the socket sets it, instead of finding nothing to wake and being lost.
         """
-        await self.leave_read_loop()
         state.window_event = event = curio.Event()
         try:
             await self.flush()
             if self.closed or state.closed:
                 return  # the sender's next check raises StreamClosed
-            if self.h2.local_flow_control_window(state.stream_id) < 1:
+            if self.proto.sendable(state.stream_id, 1) < 1:
                 async with curio.ignore_after(self.config.send_timeout) as waited:
                     await event.wait()
                 if waited.expired:
@@ -219,7 +207,63 @@ class H2Writer:
                              self.peer, state.stream_id, self.config.send_timeout)
                     state.closed = True
                     self.streams.pop(state.stream_id, None)
-                    self._reset(state.stream_id, h2.errors.ErrorCodes.CANCEL)
+                    self.proto.reset(state.stream_id, CANCEL)
                     await self.wake_writer()
         finally:
             state.window_event = None
+
+
+class StreamChannel:
+    """The ``Channel`` of one response: its head and body, within the peer's windows."""
+
+    __slots__ = ("_conn", "_state")
+
+    def __init__(self, conn: Connection, state: StreamState) -> None:
+        self._conn = conn
+        self._state = state
+
+    async def send_head(self, status: int, headers: Sequence[tuple[str, str]],
+                        end_stream: bool) -> None:
+        self._check_open()
+        self._conn.proto.send_head(self._state.stream_id, status, headers, end_stream)
+        if not self._conn.inline:
+            await self._conn.wake_writer()
+
+    async def send_informational(self, status: int,
+                                 headers: Sequence[tuple[str, str]]) -> None:
+        """A 1xx response (e.g. 103 Early Hints); the final response follows."""
+        self._check_open()
+        self._conn.proto.send_informational(self._state.stream_id, status, headers)
+        if not self._conn.inline:
+            await self._conn.wake_writer()
+
+    async def send_data(self, data: bytes, end_stream: bool) -> None:
+        conn = self._conn
+        proto = conn.proto
+        sid = self._state.stream_id
+        self._check_open()
+        size = len(data)
+        if not size:
+            if end_stream:  # an empty chunk alone sends nothing
+                proto.send_data(sid, b"", True)
+                await conn.wake_writer()
+            return
+        if proto.sendable(sid, size) == size:
+            # The common case, a body that fits one frame and the window: no slicing.
+            proto.send_data(sid, data, end_stream)
+            await conn.queued(size)
+            return
+        view = memoryview(data)
+        while view:
+            self._check_open()
+            size = proto.sendable(sid, len(view))
+            if size < 1:
+                await conn.wait_for_window(self._state)
+                continue
+            proto.send_data(sid, bytes(view[:size]), end_stream and size == len(view))
+            view = view[size:]
+            await conn.queued(size)
+
+    def _check_open(self) -> None:
+        if self._state.closed or self._conn.closed:
+            raise StreamClosed(f"stream {self._state.stream_id} closed by the peer")

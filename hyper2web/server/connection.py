@@ -1,0 +1,398 @@
+"""The connection driver: one socket, one protocol, the tasks that answer its requests.
+
+The same driver serves HTTP/2 and HTTP/1.1; what differs is the sans-IO protocol object
+it is given (``protocol.H2Protocol`` or ``protocol.H11Protocol``). The driver reads, with
+the timeouts of ``ConnectionConfig``; hands the bytes to the protocol; turns its events
+into ``Request``/``Response`` pairs for the app's handler; keeps request bodies within
+the limits (or streams them, ``bodies``); and writes what the protocol queues
+(``sending``). Requests run eagerly in the connection's job runner (``eager``).
+
+Every received body byte is taken in at once (and, over HTTP/2, acknowledged), so uploads
+never stall; a ``stream=True`` route's body is taken as its handler reads it instead: that
+is its back-pressure (HTTP/2's windows, or, over HTTP/1.1, a socket not read).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+from .._curio import curio
+from ..exceptions import StreamClosed
+from ..http import Request, Response, Stream
+from .bodies import StreamedBody, closed_error
+from .config import READ_SIZE, ConnectionConfig, EarlyAnswer, Handler, StreamsBody
+from .eager import JobRunner
+from .intake import BodyIntake
+from .protocol import (
+    BodyEnded,
+    BodyReceived,
+    ConnectionEnded,
+    Event,
+    RequestStarted,
+    StreamAborted,
+    WindowOpened,
+)
+from .protocol.h2proto import INTERNAL_ERROR
+from .sending import Sender, StreamChannel
+from .watchdog import Watched
+
+log = logging.getLogger("hyper2web.server")
+
+# A connection whose socket always has data yields to other tasks after this many batches.
+YIELD_EVERY = 4
+# After an error report (GOAWAY, 400), what the peer still sends is read and dropped for
+# this long (and up to this many bytes) before the socket closes: see ``_linger``.
+LINGER_SECONDS = 0.1
+LINGER_BYTES = 4 * 1024 * 1024
+POLL_CLOSING = 0.5  # HTTP/1.1 reading a streamed body: how often to see if it has ended
+
+
+class StreamState:
+    """One request as the driver tracks it, from its head to the end of its response."""
+
+    __slots__ = ("stream_id", "headers", "version", "body", "size", "task", "closed",
+                 "window_event", "progress", "source", "ended")
+
+    def __init__(self, stream_id: int, headers: dict[str, str], version: str) -> None:
+        self.stream_id = stream_id
+        self.headers = headers
+        self.version = version
+        self.body: list[bytes] = []
+        self.size = 0
+        self.task: Any = None  # the task it runs in once it has waited (see ``eager``)
+        self.closed = False
+        self.window_event: Any = None
+        self.progress = 0.0  # when the request or its body last moved forward
+        self.source: StreamedBody | None = None  # set for a streamed body
+        self.ended = False  # the whole request has arrived
+
+
+class Connection(BodyIntake, Sender, Watched):
+    """Serves one TLS connection in the protocol it negotiated."""
+
+    def __init__(self, sock: Any, client: tuple[str, int], handler: Handler,
+                 config: ConnectionConfig, protocol: type, early: EarlyAnswer | None = None,
+                 streams: StreamsBody | None = None) -> None:
+        self.sock = sock
+        self.client = client
+        self.handler = handler
+        self.config = config
+        self.early = early
+        self.streams_body = streams
+        self.proto: Any = protocol(self.peer, config)
+        self.runner = JobRunner(self, self.peer)
+        self.streams: dict[int, StreamState] = {}
+        self.closed = False
+        self.lost = False  # the socket failed or the peer left: nothing more can be sent
+        self.unflushed = 0
+        self.buffered = 0  # request body bytes held for streams not dispatched yet
+        self.sending_since = 0.0  # when the write in progress began; 0: none
+        self._sending = False  # one sender at a time (``flush``)
+        self._sent: Any = None
+        self._unsent = b""  # bytes a cancelled write left unsent: they go first
+        self._writer_wake: Any = None
+        self._tasks: set[Any] | None = None
+        self._reader_wake: Any = None  # set when a paused read loop may go on
+        self._batches = 0
+        self._arrived = 0.0  # ``time.monotonic()`` when the current batch was read
+        # Requests complete in the current batch: started once the whole batch is read,
+        # so one reset in the same batch ("rapid reset") costs no handler run.
+        self._ended: list[StreamState] = []
+        self._uploads: set[StreamState] = set()  # bodies arriving, watched for stalls
+        self._swept = 0.0
+        self._task: Any = None  # the task running ``run``, for the watchdog
+        self._born = time.monotonic()
+
+    @property
+    def inline(self) -> bool:
+        """True while the job runner steps a request: it flushes after its turn."""
+        return self.runner.inline
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until the peer leaves, a protocol error, or shutdown."""
+        self._task = await curio.current_task()
+        self.proto.start()
+        try:
+            await self.flush()
+            await self._read_loop()
+        except OSError as exc:
+            await self._lose(exc)
+        except curio.CancelledError:
+            if not self.lost:
+                raise  # the server stops: not ours to swallow
+            # ``abort`` stopped a connection whose peer stopped reading: done.
+        finally:
+            await self._close()
+
+    async def _read_loop(self) -> None:
+        proto = self.proto
+        while not self.closed:
+            if proto.closing:
+                await self._finish()
+                return
+            if not proto.wants_data or self._held_back():
+                # HTTP/1.1 while a request is answered, or while a streamed body waits for
+                # its handler: read on once woken (the response ended, the body was read).
+                if self._reader_wake is None:
+                    self._reader_wake = curio.Event()
+                self._reader_wake.clear()
+                await self._reader_wake.wait()
+                await self._process(proto.next_events(time.monotonic()))
+                continue
+            if proto.before_read():
+                await self.flush()  # HTTP/1.1's 100 Continue
+            data = await self._receive()
+            if data is None:
+                await self._finish()
+                return
+            if not data:
+                await self._lose(None)
+                return
+            self._arrived = time.monotonic()
+            await self._process(proto.receive(data, self._arrived))
+            self._batches += 1
+            if self._batches >= YIELD_EVERY:
+                # curio switches tasks only when an operation would block: yield so a busy
+                # connection starves neither its runner nor the other connections.
+                self._batches = 0
+                await curio.sleep(0)
+
+    async def _receive(self) -> bytes | None:
+        """The next bytes from the peer (``b""``: it closed); None: stop (timed out)."""
+        proto, config = self.proto, self.config
+        while True:
+            if self._uploads:
+                limit, why = config.body_timeout, ""
+            elif self.streams:
+                if proto.flow_controlled:
+                    return await self.sock.recv(READ_SIZE)
+                limit, why = POLL_CLOSING, ""
+            else:
+                limit, why = proto.quiet_limit(time.monotonic(), self._born)
+            async with curio.ignore_after(limit) as quiet:
+                data: bytes = await self.sock.recv(READ_SIZE)
+            if not quiet.expired:
+                return data
+            if self._uploads:
+                await self._sweep_uploads()
+            elif self.streams:
+                if proto.closing:
+                    return None
+                continue
+            else:
+                log.debug("%s: %s for %g s, closing", self.peer, why, limit)
+                proto.quiet()
+                return None
+            if proto.closing:
+                return None
+
+    async def _process(self, events: list[Event]) -> None:
+        """Act on a batch of the protocol's events, start what they completed, flush."""
+        for event in events:
+            kind = type(event)
+            if kind is BodyReceived:
+                await self._on_body(event)  # type: ignore[arg-type]
+            elif kind is RequestStarted:
+                await self._on_request(event)  # type: ignore[arg-type]
+            elif kind is BodyEnded:
+                state = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
+                if state is not None:
+                    state.ended = True
+                    self._uploads.discard(state)
+                    if state.source is not None:
+                        await state.source.end()  # its handler runs already
+                    else:
+                        self._ended.append(state)
+            elif kind is StreamAborted:
+                await self._on_reset(event.stream_id)  # type: ignore[attr-defined]
+            elif kind is WindowOpened:
+                await self._on_window(event.stream_id)  # type: ignore[attr-defined]
+            elif kind is ConnectionEnded:
+                self.closed = True  # handlers still running stop at their next send
+                self._ended.clear()
+                return
+        if self._uploads and self._arrived - self._swept > 1.0:
+            await self._sweep_uploads()
+        if self._ended:
+            ended, self._ended = self._ended, []
+            for state in ended:
+                if not state.closed:
+                    await self._dispatch(state)
+        await self.flush()
+
+    async def _finish(self) -> None:
+        """The protocol closes: send what it queued (an answer, a GOAWAY), then linger if
+        that was an error report."""
+        self.closed = True
+        await self.flush()
+        if self.proto.linger:
+            await self._linger()
+
+    async def _linger(self) -> None:
+        """Read and drop what the peer still sends, briefly, before the socket closes.
+
+        Closing a socket that holds unread data makes the kernel answer with a TCP reset,
+        which can destroy the error report still on its way. The sending side is shut
+        first, so the client sees the end right after it; the reading is bounded in time
+        and bytes, so an attacker cannot hold anything.
+        """
+        if self.lost:
+            return
+        dropped = 0
+        try:
+            # Drops TLS on our side too: what is read from here on is dropped unread.
+            await self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        try:
+            async with curio.ignore_after(LINGER_SECONDS):
+                while dropped < LINGER_BYTES:
+                    data = await self.sock.recv(READ_SIZE)
+                    if not data:
+                        return
+                    dropped += len(data)
+        except OSError:
+            pass
+
+    async def _wake_reader(self) -> None:
+        if self._reader_wake is not None and not self._reader_wake.is_set():
+            await self._reader_wake.set()
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def _on_request(self, event: RequestStarted) -> None:
+        state = StreamState(event.stream_id, event.headers, event.http_version)
+        self.streams[event.stream_id] = state
+        if event.ended:
+            return
+        state.progress = self._arrived
+        self._uploads.add(state)
+        headers = event.headers
+        method, path = headers.get(":method", ""), headers.get(":path", "/")
+        if self.early is not None:
+            answer = self.early(method, path)
+            if answer is not None:
+                status, extra = answer
+                self._refuse_body(state, status, b"%d\n" % status, extra, stop=False)
+                return
+        if self.streams_body is not None and self.streams_body(method, path):
+            # The handler runs now and reads the body as it arrives (``bodies``).
+            state.source = StreamedBody(self, state.stream_id, self.config.body_timeout)
+            self._uploads.discard(state)
+            await self._dispatch(state)
+            return
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.config.max_body_size:
+            self._refuse_too_large(state)
+
+    async def _dispatch(self, state: StreamState) -> None:
+        body = b"".join(state.body) if state.body else b""
+        self.buffered -= len(body)
+        self.config.bodies.used -= len(body)
+        state.body = []
+        stream = Stream(state.stream_id, state.headers, body, state.source)
+        request = Request(stream, client=self.client, http_version=state.version,
+                          arrived=self._arrived)
+        response = Response(state.stream_id, StreamChannel(self, state),
+                            head_only=request.method == "HEAD")
+        if self.closed:
+            # The connection failed earlier in this batch: nobody is left to answer.
+            self.streams.pop(state.stream_id, None)
+            return
+        await self.runner.submit(state, self._serve(state, request, response))
+
+    async def _serve(self, state: StreamState, request: Request, response: Response) -> None:
+        sid = state.stream_id
+        try:
+            await self.handler(request, response)
+            if not response.finished:
+                # The handler layer answers unfinished responses itself; this is the last net.
+                self.proto.reset(sid, INTERNAL_ERROR)
+        except StreamClosed:
+            log.debug("%s: stream %d closed before its response ended", self.peer, sid)
+        except (Exception, SystemExit):  # sys.exit() in a handler must not stop the server
+            log.exception("%s: unhandled error on stream %d", self.peer, sid)
+            self.proto.reset(sid, INTERNAL_ERROR)
+        finally:
+            self.streams.pop(sid, None)
+            if state.source is not None:
+                self._end_streamed_body(state)
+            self.proto.done(sid)
+            await self._wake_reader()
+            if not self.inline:
+                await self.wake_writer()
+
+    # -- what the job runner asks (``eager.RunnerHost``) -----------------------------------
+
+    def job_gone(self, key: Any) -> bool:
+        return bool(key.closed or self.closed)
+
+    def job_failed(self, key: Any) -> None:
+        self.streams.pop(key.stream_id, None)
+        self.proto.reset(key.stream_id, INTERNAL_ERROR)
+
+    def job_owned(self, key: Any, task: Any) -> None:
+        key.task = task
+
+    # -- refusals and resets ---------------------------------------------------------------
+
+    async def _on_reset(self, stream_id: int) -> None:
+        state = self.streams.pop(stream_id, None)
+        if state is None:
+            return
+        state.closed = True
+        self._uploads.discard(state)
+        self._drop_body(state)
+        if state.source is not None:
+            left = state.source.drop()  # never to be read: give its windows back
+            if left:
+                self.proto.ack(left, stream_id)
+                self.config.bodies.used -= left
+            await state.source.fail(closed_error(stream_id))
+        if state.window_event is not None:
+            await state.window_event.set()
+        if state.task is not None and not state.task.terminated:
+            await state.task.cancel(blocking=False)
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def send_goaway(self) -> None:
+        """Shutdown: no new requests; those in flight may finish. An HTTP/1.1 connection
+        with no request in progress closes now."""
+        if self.closed:
+            return
+        if self.proto.goaway():
+            if self._task is not None:
+                self.lost = True
+                await self._task.cancel(blocking=False)
+            return
+        await self.flush()
+
+    def busy(self) -> bool:
+        """True while a request is still arriving or its response is being produced."""
+        return any(s.task is None or not s.task.terminated for s in self.streams.values())
+
+    async def _close(self) -> None:
+        self.closed = True
+        # Bodies never dispatched (the peer left mid-upload) leave the process's budget.
+        self.config.bodies.used -= self.buffered
+        self.buffered = 0
+        for state in self.streams.values():
+            if state.source is not None:
+                self.config.bodies.used -= state.source.drop()
+        if self.proto.resets:
+            log.debug("%s: %d streams reset", self.peer, self.proto.resets)
+        await self._wake_senders()
+        if not self.lost:
+            await self.flush()
+        if self._tasks is not None:
+            for task in list(self._tasks):
+                if not task.terminated:
+                    await task.cancel()
+            self._tasks = None
+        self.runner.close()

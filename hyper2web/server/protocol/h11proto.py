@@ -1,0 +1,311 @@
+"""HTTP/1.1, sans-IO: h11's events become the driver's, one request at a time.
+
+Clients that do not speak HTTP/2 (curl --http1.1, urllib, requests, wget, many test
+tools) get the same streams as HTTP/2 clients: every request is "stream 1", answered in
+order (pipelined ones wait in h11's buffer until the response before them has ended).
+Keep-alive, chunked bodies and ``Expect: 100-continue`` are h11's. Bad framing gets 400,
+an oversized head 431, and the connection closes: after a framing error nothing that
+follows can be trusted (request smuggling). So does ``content-length`` beside
+``transfer-encoding``.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import h11
+
+from ...exceptions import StreamClosed
+from ..config import ConnectionConfig
+from .events import BodyEnded, BodyReceived, ConnectionEnded, Event, RequestStarted
+from .h2proto import INTERNAL_ERROR
+
+log = logging.getLogger("hyper2web.server")
+
+MAX_HEAD = 64 * 1024  # request line and header fields; more gets 431
+STREAM_ID = 1  # HTTP/1.1 has no streams: every request is "stream 1" to the driver
+_ANY_SIZE = 1 << 62  # no flow control: a sender may always send all it has
+
+
+class H11Protocol:
+    """One HTTP/1.1 connection's protocol state: bytes in, events out, bytes to send."""
+
+    flow_controlled = False  # a streamed body is held back by not reading the socket
+
+    def __init__(self, peer: str, config: ConnectionConfig) -> None:
+        self.peer = peer
+        self.config = config
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self.closing = False  # answer no more requests: close once the queue is sent
+        self.linger = False
+        self.draining = False  # shutdown: the response in progress says connection: close
+        self.requests = 0
+        self._out: list[bytes] = []
+        self._head_since: float | None = None  # when a head that has begun started
+        self._in_request = False  # a request is being read or answered
+
+    @property
+    def wants_data(self) -> bool:
+        """Read only while a head or body is due: a request being answered is not read
+        past, so pipelined requests cannot pile up in memory."""
+        return not self.closing and self.h11.their_state in (h11.IDLE, h11.SEND_BODY)
+
+    @property
+    def resets(self) -> int:
+        return 0
+
+    def start(self) -> None:
+        """HTTP/1.1 has no preface: the client speaks first."""
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> list[Event]:
+        """The events in ``data`` (``b""``: the client closed its side)."""
+        if data and self._head_since is None and not self._in_request:
+            self._head_since = now
+        try:
+            self.h11.receive_data(data)
+        except h11.RemoteProtocolError as exc:  # data after the client said it was done
+            return self._bad_request(exc)
+        return self.next_events(now)
+
+    def next_events(self, now: float) -> list[Event]:
+        """The events h11 can give without more bytes (a pipelined request, say)."""
+        out: list[Event] = []
+        if self.closing:
+            return out
+        try:
+            while True:
+                event: Any = self.h11.next_event()
+                kind = type(event)
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    break
+                if kind is h11.Request:
+                    self._head_since = None
+                    if not self._on_request(event, out):
+                        break
+                elif kind is h11.Data:
+                    if event.data:
+                        out.append(BodyReceived(STREAM_ID, bytes(event.data), len(event.data)))
+                elif kind is h11.EndOfMessage:
+                    out.append(BodyEnded(STREAM_ID))
+                elif kind is h11.ConnectionClosed:
+                    self.closing = True
+                    out.append(ConnectionEnded())
+                    break
+        except h11.RemoteProtocolError as exc:
+            out.extend(self._bad_request(exc))
+        return out
+
+    def _on_request(self, event: h11.Request, out: list[Event]) -> bool:
+        self.requests += 1
+        self._in_request = True
+        refused = _refusal(event)
+        if refused is not None:
+            log.info("%s: bad HTTP/1.1 request: %s", self.peer, refused[1])
+            self.refuse(STREAM_ID, refused[0], f"{refused[1]}\n".encode())
+            out.append(ConnectionEnded(linger=self.linger))
+            return False
+        headers = _header_dict(event)
+        ended = not any(name in (b"content-length", b"transfer-encoding")
+                        for name, _ in event.headers)
+        # Without a body, h11's EndOfMessage follows at once, as END_STREAM does in HTTP/2.
+        out.append(RequestStarted(STREAM_ID, headers, ended, event.http_version.decode()))
+        return True
+
+    def _bad_request(self, exc: h11.RemoteProtocolError) -> list[Event]:
+        """400 (or h11's hint, 431 for an oversized head) and close: framing is broken."""
+        status = exc.error_status_hint
+        log.info("%s: bad HTTP/1.1 request (%s): %d", self.peer, exc, status)
+        self.refuse(STREAM_ID, status, f"{exc or 'bad request'}\n".encode())
+        self.closing = True
+        return [ConnectionEnded(linger=self.linger)]
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def _send(self, event: Any) -> None:
+        """Queue h11's bytes for ``event``; one it refuses means the stream is unusable."""
+        try:
+            data = self.h11.send(event)
+        except h11.LocalProtocolError as exc:
+            raise StreamClosed(f"cannot send on this connection: {exc}") from None
+        if data:
+            self._out.append(data)
+
+    def send_head(self, stream_id: int, status: int, headers: Sequence[tuple[str, str]],
+                  end: bool) -> None:
+        fields = list(headers)
+        if self.draining:
+            fields.append(("connection", "close"))
+        self._send(h11.Response(status_code=status, headers=fields,
+                                reason=reason_phrase(status)))
+        if end:
+            self._send(h11.EndOfMessage())
+
+    def send_informational(self, stream_id: int, status: int,
+                           headers: Sequence[tuple[str, str]]) -> None:
+        if self.h11.their_http_version != b"1.1":
+            return  # HTTP/1.0 knows no 1xx responses (RFC 9110 section 15.2)
+        self._send(h11.InformationalResponse(status_code=status, headers=list(headers)))
+
+    def sendable(self, stream_id: int, size: int) -> int:
+        if self.h11.our_state not in (h11.SEND_RESPONSE, h11.SEND_BODY):
+            raise StreamClosed("the response has ended or cannot be sent")
+        return size
+
+    def send_data(self, stream_id: int, data: bytes, end: bool) -> None:
+        if data:
+            self._send(h11.Data(data=data))
+        if end:
+            self._send(h11.EndOfMessage())
+
+    def ack(self, size: int, stream_id: int) -> None:
+        """No flow control in HTTP/1.1: TCP's own holds the client back."""
+
+    def reset(self, stream_id: int, code: int) -> None:
+        """A stream cannot be reset alone: the connection closes after what is queued.
+
+        A handler that failed before its response began still gets a 500 first.
+        """
+        if code == INTERNAL_ERROR and self.h11.our_state is h11.SEND_RESPONSE:
+            self.refuse(stream_id, 500, b"internal server error\n")
+        self.closing = True
+        self.linger = self.linger or self.h11.their_state is h11.SEND_BODY
+
+    def done(self, stream_id: int) -> None:
+        """The response has been handed over: go on with the next request if we may."""
+        self._in_request = False
+        if self.closing:
+            return
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE \
+                and not self.draining:
+            self.h11.start_next_cycle()
+            return
+        # A body left unread, Connection: close, HTTP/1.0, or an unfinished response.
+        self.closing = True
+        self.linger = self.h11.their_state is h11.SEND_BODY
+
+    def refuse(self, stream_id: int, status: int, body: bytes,
+               extra: Sequence[tuple[str, str]] = (), *, stop: bool = True) -> None:
+        """A short plain-text answer, then close: the body (if any) is left unread."""
+        self.closing = True
+        self.draining = True
+        self.linger = self.h11.their_state is not h11.DONE
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        try:
+            self._send(h11.Response(status_code=status, reason=reason_phrase(status),
+                                    headers=[("content-type", "text/plain; charset=utf-8"),
+                                             ("content-length", str(len(body))),
+                                             ("connection", "close"), *extra]))
+            self._send(h11.Data(data=body))
+            self._send(h11.EndOfMessage())
+        except StreamClosed:
+            pass
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def goaway(self) -> bool:
+        """Shutdown: the response in progress says ``connection: close``. True when no
+        request is in progress: the connection may close now."""
+        self.draining = True
+        if not self._in_request:
+            self.closing = True
+            return True
+        return False
+
+    def before_read(self) -> bool:
+        """The driver is about to wait for body bytes: a client waiting for ``100
+        Continue`` gets it now, after any refusal of the request at headers time."""
+        if not self.closing and self.h11.they_are_waiting_for_100_continue:
+            self._send(h11.InformationalResponse(status_code=100, headers=[]))
+            return True
+        return False
+
+    def quiet_limit(self, now: float, born: float) -> tuple[float, str]:
+        """How long the client may stay silent between requests.
+
+        The first request gets ``preface_timeout``, later ones the keep-alive
+        ``idle_timeout``; once a head has begun, all of it must come within
+        ``preface_timeout`` (a head sent a byte at a time cannot hold the connection).
+        """
+        if self._head_since is not None and self.h11.trailing_data[0]:
+            return max(0.0, self.config.preface_timeout - (now - self._head_since)), \
+                "head not complete"
+        if self.requests:
+            return self.config.idle_timeout, "idle"
+        return max(0.0, self.config.preface_timeout - (now - born)), "no request"
+
+    def quiet(self) -> None:
+        self.closing = True
+
+
+def _refusal(event: h11.Request) -> tuple[int, str] | None:
+    """What h11 lets through but this server refuses, as ``(status, why)``.
+
+    A head whose whole size is over ``MAX_HEAD`` (h11 bounds only a head still arriving),
+    and ``content-length`` beside ``transfer-encoding``: RFC 9112 section 6.1 lets a
+    server refuse it, and two servers framing it differently is how requests are smuggled.
+    """
+    size = len(event.target)
+    names = set()
+    for name, value in event.headers:
+        size += len(name) + len(value) + 4
+        names.add(name)
+    if size > MAX_HEAD:
+        return 431, "request header fields too large"
+    if b"content-length" in names and b"transfer-encoding" in names:
+        return 400, "content-length and transfer-encoding together"
+    return None
+
+
+_PHRASES: dict[int, bytes] = {}
+
+
+def reason_phrase(status: int) -> bytes:
+    """``OK``, ``Not Found``...: HTTP/1.1 status lines carry one (HTTP/2 has none)."""
+    phrase = _PHRASES.get(status)
+    if phrase is None:
+        try:
+            phrase = http.HTTPStatus(status).phrase.encode()
+        except ValueError:
+            phrase = b""
+        _PHRASES[status] = phrase
+    return phrase
+
+
+def _header_dict(event: h11.Request) -> dict[str, str]:
+    """h11's request -> the header dict every handler sees, HTTP/2 pseudo-fields included.
+
+    Repeated fields are joined as RFC 9110 allows (``cookie`` with ``; ``, as HTTP/2 does).
+    """
+    target = event.target.decode("latin-1")
+    headers: dict[str, str] = {":method": event.method.decode("ascii"), ":path": target,
+                               ":scheme": "https"}
+    if not target.startswith("/") and "://" in target:
+        # The absolute form (RFC 9112 section 3.2.2), as proxies send it.
+        parts = urlsplit(target)
+        headers[":path"] = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers[":authority"] = parts.netloc
+    for raw_name, raw_value in event.headers:
+        name = raw_name.decode("ascii")
+        value = raw_value.decode("latin-1")
+        if name == "host":
+            headers[":authority"] = value
+        previous = headers.get(name)
+        if previous is None:
+            headers[name] = value
+        else:
+            headers[name] = f"{previous}{'; ' if name == 'cookie' else ', '}{value}"
+    return headers
