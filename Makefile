@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOWEST := .venvs/lowest
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: serve test test-versions bench-reload bench profile stress lint format clean dist
@@ -16,10 +17,20 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	cd sample_site && ../$(BIN)/hyper2web serve public --port 5000
 
-# The whole suite, then the protocol tests again with the tuned h2 paths off (stock h2).
-test: lint
+# The oldest protocol libraries pyproject.toml allows (scripts/lowest.txt), in a venv of
+# their own.
+$(LOWEST)/.installed: pyproject.toml scripts/lowest.txt
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/pip install --quiet --upgrade pip
+	$(LOWEST)/bin/pip install --quiet -e '.[test]' -r scripts/lowest.txt
+	touch $@
+
+# The whole suite; then the protocol tests again with the tuned h2 paths off (stock h2),
+# and on the oldest h2, hpack, hyperframe and h11 allowed.
+test: lint $(LOWEST)/.installed
 	$(BIN)/pytest
 	HYPER2WEB_TUNED=0 $(BIN)/pytest -q -p no:cacheprovider tests/server tests/static
+	$(LOWEST)/bin/pytest -q -p no:cacheprovider tests/server tests/static
 
 # ruff, and mypy on hyper2web/ and hyper2web_cli/ (strict on the public API).
 lint: $(STAMP)

@@ -144,6 +144,10 @@ class Connection(BodyIntake, Sender, Watched):
                 await self._reader_wake.wait()
                 await self._process(proto.next_events(time.monotonic()))
                 continue
+            pending = proto.next_events(time.monotonic())
+            if pending:  # HTTP/1.1: a pipelined request, read with the one before it
+                await self._process(pending)
+                continue
             if proto.before_read():
                 await self.flush()  # HTTP/1.1's 100 Continue
             data = await self._receive()
@@ -304,7 +308,13 @@ class Connection(BodyIntake, Sender, Watched):
             # The connection failed earlier in this batch: nobody is left to answer.
             self.streams.pop(state.stream_id, None)
             return
-        await self.runner.submit(state, self._serve(state, request, response))
+        job = self._serve(state, request, response)
+        if self.proto.concurrent or state.source is not None:
+            await self.runner.submit(state, job)
+        else:
+            # HTTP/1.1: one request at a time, and a streamed body aside, nothing to read
+            # meanwhile: the reading task answers it itself.
+            await self.runner.run_here(state, job)
 
     async def _serve(self, state: StreamState, request: Request, response: Response) -> None:
         sid = state.stream_id

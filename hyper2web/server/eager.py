@@ -23,7 +23,6 @@ from collections.abc import Coroutine, Generator
 from typing import Any, Protocol
 
 from .._curio import curio
-from ..exceptions import StreamClosed
 
 log = logging.getLogger("hyper2web.server")
 
@@ -43,7 +42,7 @@ class RunnerHost(Protocol):
         """Ask for a flush soon, from another task."""
 
     def job_gone(self, key: Any) -> bool:
-        """True when ``key``'s stream closed: a queued job is told instead of run."""
+        """True when ``key``'s stream closed: a queued job is dropped unrun."""
 
     def job_failed(self, key: Any) -> None:
         """``key``'s job raised (already logged): reset its stream."""
@@ -78,12 +77,26 @@ class JobRunner:
         elif not self._wake.is_set():
             await self._wake.set()
 
+    async def run_here(self, key: Any, job: Job) -> None:
+        """Run ``job`` in the calling task: eagerly, then, once it waits, to its end.
+
+        For a connection that answers one request at a time (HTTP/1.1), whose reading task
+        has nothing else to do meanwhile: no hand-over to the runner at all.
+        """
+        trap = self.step(key, job)
+        if trap is None:
+            return
+        self.host.job_owned(key, await curio.current_task())
+        await self.host.wake_writer()
+        await _resume(job, trap)
+
     def step(self, key: Any, job: Job) -> Any:
         """Run ``job`` here until it finishes (``None``) or yields a kernel trap (returned)."""
         self.inline = True
         try:
             if self.closed or self.host.job_gone(key):
-                return job.throw(StreamClosed(f"stream {key} closed"))
+                job.close()  # queued, never started: no user code runs for nobody
+                return None
             return job.send(None)
         except StopIteration:
             return None
@@ -127,16 +140,11 @@ class JobRunner:
                 return
 
     def close(self) -> None:
-        """The connection is closing: queued jobs learn their stream is gone, unrun."""
+        """The connection is closing: queued jobs are dropped unrun."""
         self.closed = True
         while self.jobs:
-            key, job = self.jobs.popleft()
-            if self.step(key, job) is not None:
-                self.inline = True  # nothing may wait while the job unwinds
-                try:
-                    job.close()
-                finally:
-                    self.inline = False
+            _, job = self.jobs.popleft()
+            job.close()
 
 
 @types.coroutine

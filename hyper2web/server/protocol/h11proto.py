@@ -34,6 +34,7 @@ _ANY_SIZE = 1 << 62  # no flow control: a sender may always send all it has
 class H11Protocol:
     """One HTTP/1.1 connection's protocol state: bytes in, events out, bytes to send."""
 
+    concurrent = False  # one request at a time, in order
     flow_controlled = False  # a streamed body is held back by not reading the socket
 
     def __init__(self, peer: str, config: ConnectionConfig) -> None:

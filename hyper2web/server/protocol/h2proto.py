@@ -46,6 +46,7 @@ NO_ERROR, INTERNAL_ERROR, CANCEL = 0x0, 0x2, 0x8
 class H2Protocol:
     """One HTTP/2 connection's protocol state: bytes in, events out, frames to send."""
 
+    concurrent = True  # streams are answered side by side
     flow_controlled = True  # senders wait for windows; bodies are held back by windows
 
     def __init__(self, peer: str, config: ConnectionConfig) -> None:
