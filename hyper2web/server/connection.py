@@ -97,6 +97,7 @@ class Connection(BodyIntake, Sender, Watched):
         self._tasks: set[Any] | None = None
         self._reader_wake: Any = None  # set when a paused read loop may go on
         self._batches = 0
+        self._handed = False  # requests went to the runner since the read loop last yielded
         self._arrived = 0.0  # ``time.monotonic()`` when the current batch was read
         # Requests complete in the current batch: started once the whole batch is read,
         # so one reset in the same batch ("rapid reset") costs no handler run.
@@ -160,10 +161,11 @@ class Connection(BodyIntake, Sender, Watched):
             self._arrived = time.monotonic()
             await self._process(proto.receive(data, self._arrived))
             self._batches += 1
-            if self._batches >= YIELD_EVERY:
+            if self._handed or self._batches >= YIELD_EVERY:
                 # curio switches tasks only when an operation would block: yield so a busy
                 # connection starves neither its runner nor the other connections.
                 self._batches = 0
+                self._handed = False
                 await curio.sleep(0)
 
     async def _receive(self) -> bytes | None:
@@ -311,6 +313,7 @@ class Connection(BodyIntake, Sender, Watched):
         job = self._serve(state, request, response)
         if self.proto.concurrent or state.source is not None:
             await self.runner.submit(state, job)
+            self._handed = True
         else:
             # HTTP/1.1: one request at a time, and a streamed body aside, nothing to read
             # meanwhile: the reading task answers it itself.
