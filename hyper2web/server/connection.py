@@ -15,7 +15,6 @@ is its back-pressure (HTTP/2's windows, or, over HTTP/1.1, a socket not read).
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from typing import Any
 
@@ -35,7 +34,7 @@ from .protocol import (
     StreamAborted,
     WindowOpened,
 )
-from .protocol.h2proto import INTERNAL_ERROR
+from .protocol.events import INTERNAL_ERROR
 from .sending import Sender, StreamChannel
 from .watchdog import Watched
 
@@ -43,10 +42,6 @@ log = logging.getLogger("hyper2web.server")
 
 # A connection whose socket always has data yields to other tasks after this many batches.
 YIELD_EVERY = 4
-# After an error report (GOAWAY, 400), what the peer still sends is read and dropped for
-# this long (and up to this many bytes) before the socket closes: see ``_linger``.
-LINGER_SECONDS = 0.1
-LINGER_BYTES = 4 * 1024 * 1024
 POLL_CLOSING = 0.5  # HTTP/1.1 reading a streamed body: how often to see if it has ended
 
 
@@ -84,6 +79,9 @@ class Connection(BodyIntake, Sender, Watched):
         self.streams_body = streams
         self.proto: Any = protocol(self.peer, config)
         self.runner = JobRunner(self, self.peer)
+        # True while the job runner steps a request: it flushes after its turn, so what the
+        # request sends need not wake the writer.
+        self.inline = False
         self.streams: dict[int, StreamState] = {}
         self.closed = False
         self.lost = False  # the socket failed or the peer left: nothing more can be sent
@@ -106,11 +104,6 @@ class Connection(BodyIntake, Sender, Watched):
         self._swept = 0.0
         self._task: Any = None  # the task running ``run``, for the watchdog
         self._born = time.monotonic()
-
-    @property
-    def inline(self) -> bool:
-        """True while the job runner steps a request: it flushes after its turn."""
-        return self.runner.inline
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -136,21 +129,8 @@ class Connection(BodyIntake, Sender, Watched):
             if proto.closing:
                 await self._finish()
                 return
-            if not proto.wants_data or self._held_back():
-                # HTTP/1.1 while a request is answered, or while a streamed body waits for
-                # its handler: read on once woken (the response ended, the body was read).
-                if self._reader_wake is None:
-                    self._reader_wake = curio.Event()
-                self._reader_wake.clear()
-                await self._reader_wake.wait()
-                await self._process(proto.next_events(time.monotonic()))
+            if not proto.concurrent and await self._between_requests():
                 continue
-            pending = proto.next_events(time.monotonic())
-            if pending:  # HTTP/1.1: a pipelined request, read with the one before it
-                await self._process(pending)
-                continue
-            if proto.before_read():
-                await self.flush()  # HTTP/1.1's 100 Continue
             data = await self._receive()
             if data is None:
                 await self._finish()
@@ -168,29 +148,50 @@ class Connection(BodyIntake, Sender, Watched):
                 self._handed = False
                 await curio.sleep(0)
 
+    async def _between_requests(self) -> bool:
+        """HTTP/1.1 before a read: True when it acted instead (see the comments).
+
+        HTTP/2 reads all the time; HTTP/1.1 reads only while a head or body is due.
+        """
+        proto = self.proto
+        if not proto.wants_data or self._held_back():
+            # A request is being answered, or a streamed body waits for its handler: read
+            # on once woken (the response ended, the body was read).
+            if self._reader_wake is None:
+                self._reader_wake = curio.Event()
+            self._reader_wake.clear()
+            await self._reader_wake.wait()
+            await self._process(proto.next_events(time.monotonic()))
+            return True
+        pending = proto.next_events(time.monotonic())
+        if pending:  # a pipelined request, read with the one before it
+            await self._process(pending)
+            return True
+        if proto.before_read():
+            await self.flush()  # 100 Continue
+        return False
+
     async def _receive(self) -> bytes | None:
         """The next bytes from the peer (``b""``: it closed); None: stop (timed out)."""
         proto, config = self.proto, self.config
         while True:
-            if self._uploads:
-                limit, why = config.body_timeout, ""
-            elif self.streams:
+            # What the wait is for is decided before it: other tasks change both sets.
+            uploads, answering = bool(self._uploads), bool(self.streams)
+            if uploads:
+                limit = config.body_timeout
+            elif answering:
                 if proto.flow_controlled:
                     return await self.sock.recv(READ_SIZE)
-                limit, why = POLL_CLOSING, ""
+                limit = POLL_CLOSING
             else:
                 limit, why = proto.quiet_limit(time.monotonic(), self._born)
             async with curio.ignore_after(limit) as quiet:
                 data: bytes = await self.sock.recv(READ_SIZE)
             if not quiet.expired:
                 return data
-            if self._uploads:
+            if uploads:
                 await self._sweep_uploads()
-            elif self.streams:
-                if proto.closing:
-                    return None
-                continue
-            else:
+            elif not answering:
                 log.debug("%s: %s for %g s, closing", self.peer, why, limit)
                 proto.quiet()
                 return None
@@ -219,8 +220,11 @@ class Connection(BodyIntake, Sender, Watched):
             elif kind is WindowOpened:
                 await self._on_window(event.stream_id)  # type: ignore[attr-defined]
             elif kind is ConnectionEnded:
-                self.closed = True  # handlers still running stop at their next send
+                # Nothing more is read: send what the protocol queued last (a GOAWAY, a
+                # 400), lingering if that is an error report. Handlers still running stop
+                # at their next send.
                 self._ended.clear()
+                await self._finish()
                 return
         if self._uploads and self._arrived - self._swept > 1.0:
             await self._sweep_uploads()
@@ -238,32 +242,6 @@ class Connection(BodyIntake, Sender, Watched):
         await self.flush()
         if self.proto.linger:
             await self._linger()
-
-    async def _linger(self) -> None:
-        """Read and drop what the peer still sends, briefly, before the socket closes.
-
-        Closing a socket that holds unread data makes the kernel answer with a TCP reset,
-        which can destroy the error report still on its way. The sending side is shut
-        first, so the client sees the end right after it; the reading is bounded in time
-        and bytes, so an attacker cannot hold anything.
-        """
-        if self.lost:
-            return
-        dropped = 0
-        try:
-            # Drops TLS on our side too: what is read from here on is dropped unread.
-            await self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            return
-        try:
-            async with curio.ignore_after(LINGER_SECONDS):
-                while dropped < LINGER_BYTES:
-                    data = await self.sock.recv(READ_SIZE)
-                    if not data:
-                        return
-                    dropped += len(data)
-        except OSError:
-            pass
 
     async def _wake_reader(self) -> None:
         if self._reader_wake is not None and not self._reader_wake.is_set():
@@ -336,7 +314,8 @@ class Connection(BodyIntake, Sender, Watched):
             if state.source is not None:
                 self._end_streamed_body(state)
             self.proto.done(sid)
-            await self._wake_reader()
+            if self._reader_wake is not None:
+                await self._wake_reader()
             if not self.inline:
                 await self.wake_writer()
 
@@ -362,10 +341,7 @@ class Connection(BodyIntake, Sender, Watched):
         self._uploads.discard(state)
         self._drop_body(state)
         if state.source is not None:
-            left = state.source.drop()  # never to be read: give its windows back
-            if left:
-                self.proto.ack(left, stream_id)
-                self.config.bodies.used -= left
+            self._release_source(state)  # never to be read
             await state.source.fail(closed_error(stream_id))
         if state.window_event is not None:
             await state.window_event.set()
@@ -397,7 +373,7 @@ class Connection(BodyIntake, Sender, Watched):
         self.buffered = 0
         for state in self.streams.values():
             if state.source is not None:
-                self.config.bodies.used -= state.source.drop()
+                self._release_source(state)
         if self.proto.resets:
             log.debug("%s: %d streams reset", self.peer, self.proto.resets)
         await self._wake_senders()

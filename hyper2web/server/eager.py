@@ -3,7 +3,7 @@
 Python 3.12 gave asyncio "eager tasks" for the same reason: most requests (a cached file, a
 quick API answer) finish without ever waiting, and a task of their own would cost more than
 the answer. Each connection has one job runner, a task that runs queued requests in turn by
-stepping their coroutines (``_step``). A request that finishes leaves nothing behind; its
+stepping their coroutines (``step``). A request that finishes leaves nothing behind; its
 answer leaves with the others of the turn in one write. A request that waits (a window, a
 file read in a thread, a sleep, a user's ``Event``) keeps the runner's task as its own,
 from the very trap it yielded, and a new runner takes over the queue.
@@ -32,6 +32,8 @@ Job = Coroutine[Any, Any, None]
 class RunnerHost(Protocol):
     """What a job runner asks of its connection."""
 
+    inline: bool  # set while a job is stepped: its sends need not wake the writer
+
     async def spawn(self, coro: Job) -> Any:
         """Start a task of the connection (cancelled when it closes)."""
 
@@ -58,7 +60,6 @@ class JobRunner:
         self.host = host
         self.name = name
         self.jobs: deque[tuple[Any, Job]] = deque()
-        self.inline = False  # a job is being stepped: its sends need not wake the writer
         self.closed = False
         self._runner: Any = None
         self._wake: Any = None
@@ -92,7 +93,8 @@ class JobRunner:
 
     def step(self, key: Any, job: Job) -> Any:
         """Run ``job`` here until it finishes (``None``) or yields a kernel trap (returned)."""
-        self.inline = True
+        host = self.host
+        host.inline = True
         try:
             if self.closed or self.host.job_gone(key):
                 job.close()  # queued, never started: no user code runs for nobody
@@ -101,11 +103,12 @@ class JobRunner:
         except StopIteration:
             return None
         except BaseException:  # noqa: B036 - e.g. sys.exit() in a handler: not the runner's end
-            log.exception("%s: handler stopped stream %s", self.name, key)
+            log.exception("%s: handler stopped stream %s", self.name,
+                          getattr(key, "stream_id", key))
             self.host.job_failed(key)
             return None
         finally:
-            self.inline = False
+            host.inline = False
 
     async def _run(self) -> None:
         """The runner: run queued jobs in turn, each until it ends or first waits.

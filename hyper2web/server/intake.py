@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .bodies import HOLD_AT
 from .config import ConnectionConfig
 from .protocol import BodyReceived
-from .protocol.h2proto import NO_ERROR
+from .protocol.events import NO_ERROR
 
 if TYPE_CHECKING:
     from .connection import StreamState
@@ -91,21 +91,26 @@ class BodyIntake:
     def _end_streamed_body(self, state: StreamState) -> None:
         """The handler is done: give back the window of what it left unread, and stop a
         body still arriving (RST_STREAM NO_ERROR once the response is complete)."""
-        source = state.source
-        assert source is not None
-        left = source.drop()
+        self._release_source(state)
+        if not state.ended and not state.closed:
+            self.proto.reset(state.stream_id, NO_ERROR)
+
+    def _release_source(self, state: StreamState) -> None:
+        """Forget what a streamed body's handler left unread: out of the process's budget,
+        its windows given back."""
+        assert state.source is not None
+        left = state.source.drop()
         if left:
             self.proto.ack(left, state.stream_id)
             self.config.bodies.used -= left
-        if not state.ended and not state.closed:
-            self.proto.reset(state.stream_id, NO_ERROR)
 
     async def consumed(self, stream_id: int, size: int) -> None:
         """A streamed body's handler took ``size`` bytes: open the windows by as much."""
         self.config.bodies.used -= size
         self.proto.ack(size, stream_id)
         await self.wake_writer()
-        await self._wake_reader()
+        if not self.proto.flow_controlled:
+            await self._wake_reader()  # HTTP/1.1 may read again
 
     async def _sweep_uploads(self) -> None:
         """Answer 408 to request bodies that made no progress for ``body_timeout``.

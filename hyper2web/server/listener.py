@@ -1,9 +1,9 @@
 """Listening sockets, TLS handshakes, one task per connection, and a clean shutdown.
 
-``Server.bind`` runs before the event loop, so a port in use or an unknown host is reported
-as one clear ``ServerError`` before anything starts. ``Server.request_shutdown`` may be
-called from a signal handler or another thread: it only writes a byte to a socket pair that
-the event loop watches.
+``Server.bind`` (``binding``) runs before the event loop, so a port in use or an unknown
+host is reported as one clear ``ServerError`` before anything starts.
+``Server.request_shutdown`` may be called from a signal handler or another thread: it only
+writes a byte to a socket pair that the event loop watches.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 from .._curio import curio
-from ..exceptions import PortInUse, ServerError
+from ..exceptions import ServerError
+from .binding import Bindings
 from .config import ConnectionConfig, EarlyAnswer, Handler, StreamsBody
 from .connection import Connection
 from .limits import FD_RESERVE, raise_open_files_limit
@@ -28,7 +29,6 @@ from .protocol import H2Protocol, H11Protocol
 
 log = logging.getLogger("hyper2web.server")
 
-BIND_ATTEMPTS = 10  # with port 0: new picks when the first pick is taken on another address
 WATCH_EVERY = 1.0  # seconds between the watchdog's looks at stalled writes
 # OpenSSL's reasons for the handshake failures a developer meets most, in plain words.
 _HANDSHAKE_HINTS = {
@@ -43,7 +43,7 @@ _HANDSHAKE_HINTS = {
 }
 
 
-class Server:
+class Server(Bindings):
     """An HTTPS + HTTP/2 server: binds ``host:port`` and serves ``handler`` on each stream."""
 
     def __init__(
@@ -91,71 +91,6 @@ class Server:
 
     # -- binding ---------------------------------------------------------------------------
 
-    def bind(self, listen: bool = True) -> list[tuple[str, int]]:
-        """Bind every address ``host`` resolves to (``localhost``: 127.0.0.1 and ::1).
-
-        With port 0 the first socket picks a free port and the others take the same one
-        (a new pick when that port is taken on another address). Returns the bound
-        ``(address, port)`` pairs. ``listen=False`` only reserves the port (and reports a
-        port in use): the parent of workers does that, and each worker calls ``rebind``.
-        """
-        self._listen = listen
-        try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
-        except socket.gaierror as exc:
-            raise ServerError(f"cannot resolve host {self.host!r}: {exc.strerror}") from None
-        addresses: list[tuple[int, str]] = []
-        for family, _, _, _, sockaddr in infos:
-            host = cast(str, sockaddr[0])  # an IPv4 or IPv6 address: a str
-            if (family, host) not in addresses:
-                addresses.append((family, host))
-        for _ in range(BIND_ATTEMPTS if self.port == 0 else 1):
-            if self._bind_all(addresses):
-                break
-        if not self.sockets:
-            raise ServerError(f"no address to listen on for host {self.host!r}")
-        self.port = self.sockets[0].getsockname()[1]
-        return [(s.getsockname()[0], s.getsockname()[1]) for s in self.sockets]
-
-    def _bind_all(self, addresses: list[tuple[int, str]]) -> bool:
-        """One try at binding every address to one port; False means try another port."""
-        port = self.port
-        for family, address in addresses:
-            try:
-                sock = self._bind_one(family, address, port)
-            except OSError as exc:
-                if self.sockets and exc.errno != errno.EADDRINUSE:
-                    # A second address family failing (e.g. IPv6 off) must not stop the first.
-                    log.debug("not listening on %s: %s", address, exc)
-                    continue
-                if self.sockets and self.port == 0:
-                    # The port picked on the first address is taken on this one.
-                    self.close_sockets()
-                    return False
-                # A port in use on any address is an error: a browser resolving the name to
-                # that address would reach whatever server holds it.
-                self.close_sockets()
-                kind = PortInUse if exc.errno == errno.EADDRINUSE else ServerError
-                raise kind(self._bind_error(exc, address, port)) from None
-            self.sockets.append(sock)
-            port = sock.getsockname()[1]
-        return True
-
-    def _bind_one(self, family: int, address: str, port: int) -> socket.socket:
-        if self.reuse_port and not self._listen and port != 0:
-            # Reserving the port for workers: with SO_REUSEPORT alone, another server that
-            # also sets it would share the port silently. A plain bind first says "in use".
-            _bound(family, address, port, reuse_port=False).close()
-        sock = _bound(family, address, port, reuse_port=self.reuse_port)
-        if self._listen:
-            try:
-                sock.listen(256)
-            except OSError:
-                sock.close()
-                raise
-        return sock
-
     def rebind(self) -> None:
         """In a worker: listening sockets of its own on the addresses and port reserved.
 
@@ -177,20 +112,6 @@ class Server:
         except OSError as exc:
             self.close_sockets()
             raise ServerError(self._bind_error(exc, address, self.port)) from None
-
-    def _bind_error(self, exc: OSError, address: str, port: int) -> str:
-        if exc.errno == errno.EADDRINUSE:
-            return f"port {port} is already in use on {self.host}"
-        if exc.errno == errno.EACCES:
-            return f"no permission to listen on port {port} (ports below 1024 need root)"
-        if exc.errno == errno.EADDRNOTAVAIL:
-            return f"address {address} is not available on this machine"
-        return f"cannot listen on {address}:{port}: {exc.strerror or exc}"
-
-    def close_sockets(self) -> None:
-        for sock in self.sockets:
-            sock.close()
-        self.sockets = []
 
     # -- running ---------------------------------------------------------------------------
 
@@ -387,19 +308,3 @@ class Server:
         log.info("%s: client does not speak HTTP/2 (%s); closing (HTTP/1.1 is off)", where,
                  why)
         return None
-
-
-def _bound(family: int, address: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """A TCP socket bound to ``(address, port)``; IPv6 sockets take IPv6 only."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((address, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock

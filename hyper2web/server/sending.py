@@ -1,25 +1,27 @@
-"""The sending half of a connection: one flush path, a writer task, windows, losses.
+"""The sending half of a connection: one flush path, a writer task, windows, the end.
 
 Every write to the socket goes through ``flush``, one sender at a time, taking whatever the
 protocol has queued: what a batch of requests answered leaves in one ``sendall``, and
 tasks wake a writer task (started on first need) so the frames of many streams leave
 together too. A sender that has queued more than ``FLUSH_THRESHOLD`` flushes itself: the
 back-pressure of large downloads. A sender whose window is closed waits for the peer
-(``wait_for_window``), at most ``send_timeout``. ``StreamChannel`` is the ``Channel`` of
-one response, the same for both protocols.
+(``wait_for_window``), at most ``send_timeout``. A connection that ends on an error report
+lingers briefly so the report is not destroyed (``_linger``). ``StreamChannel`` is the
+``Channel`` of one response, the same for both protocols.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._curio import curio
 from ..exceptions import StreamClosed
-from .config import ConnectionConfig
-from .protocol.h2proto import CANCEL
+from .config import READ_SIZE, ConnectionConfig
+from .protocol.events import CANCEL
 
 if TYPE_CHECKING:
     from .connection import Connection, StreamState
@@ -30,6 +32,10 @@ log = logging.getLogger("hyper2web.server")
 # that is the back-pressure that keeps a large download from piling up in memory.
 FLUSH_THRESHOLD = 64 * 1024
 TASKS_PRUNE = 64  # finished tasks are dropped from a connection's set past this many
+# After an error report (GOAWAY, 400), what the peer still sends is read and dropped for
+# this long (and up to this many bytes) before the socket closes: see ``_linger``.
+LINGER_SECONDS = 0.1
+LINGER_BYTES = 4 * 1024 * 1024
 
 
 class Sender:
@@ -48,13 +54,11 @@ class Sender:
     _unsent: bytes
     _writer_wake: Any
     _tasks: set[Any] | None
+    inline: bool  # the job runner steps a request: it flushes after its turn
 
     if TYPE_CHECKING:  # provided by Connection
         @property
         def peer(self) -> str: ...
-
-        @property
-        def inline(self) -> bool: ...
 
     async def queued(self, size: int) -> None:
         """``size`` more body bytes wait in the protocol: flush them now past the threshold
@@ -168,6 +172,32 @@ class Sender:
         else:
             log.debug("%s: connection closed (%s)", self.peer, reason)
         await self._wake_senders()
+
+    async def _linger(self) -> None:
+        """Read and drop what the peer still sends, briefly, before the socket closes.
+
+        Closing a socket that holds unread data makes the kernel answer with a TCP reset,
+        which can destroy the error report still on its way. The sending side is shut
+        first, so the client sees the end right after it; the reading is bounded in time
+        and bytes, so an attacker cannot hold anything.
+        """
+        if self.lost:
+            return
+        dropped = 0
+        try:
+            # Drops TLS on our side too: what is read from here on is dropped unread.
+            await self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        try:
+            async with curio.ignore_after(LINGER_SECONDS):
+                while dropped < LINGER_BYTES:
+                    data = await self.sock.recv(READ_SIZE)
+                    if not data:
+                        return
+                    dropped += len(data)
+        except OSError:
+            pass
 
     async def _wake_senders(self) -> None:
         for state in list(self.streams.values()):

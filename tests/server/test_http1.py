@@ -193,3 +193,4 @@ def test_the_redirect_takes_only_a_plain_host(server: Any) -> None:
         answer = client.response()
         assert answer.status == 308
         assert answer.header("location") == f"https://localhost:{server.port}/x"
+

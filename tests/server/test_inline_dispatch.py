@@ -1,7 +1,7 @@
-"""Requests start inside the connection's read loop; user handlers go on in the
-connection's job runner and keep a task of their own the moment they block. What a
-handler sees must not change either way (values and exceptions from the kernel,
-cancellation, timeouts, wake-ups), and a blocked request never holds up others."""
+"""Requests run eagerly in the connection's job runner and keep the runner's task as their
+own the moment they block. What a handler sees must not change either way (values and
+exceptions from the kernel, cancellation, timeouts, wake-ups), and a blocked request never
+holds up others."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def inline_app(serve_app: Any, tmp_path: Path) -> Any:
 
     @app.get("split")
     async def split(request, response):
-        # Headers leave from the read loop, the body from the task.
+        # Headers leave with the runner's turn, the body from the task the request kept.
         response.set_header("content-type", "text/plain")
         await response.start()
         await curio.sleep(0.05)

@@ -28,7 +28,7 @@ from hyper2web.server.protocol import (
     StreamAborted,
     WindowOpened,
 )
-from hyper2web.server.protocol.h2proto import INTERNAL_ERROR
+from hyper2web.server.protocol.events import INTERNAL_ERROR
 
 REQUEST = [(":method", "GET"), (":scheme", "https"), (":authority", "localhost"),
            (":path", "/index.html")]

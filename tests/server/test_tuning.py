@@ -15,7 +15,7 @@ REQUEST = [(":method", "GET"), (":scheme", "https"), (":authority", "localhost")
            (":path", "/")]
 
 
-# As ``H2Connection`` configures h2: received and sent fields are checked by our own code.
+# As ``H2Protocol`` configures h2: received and sent fields are checked by our own code.
 LEAN = {"header_encoding": None, "validate_inbound_headers": False,
         "normalize_inbound_headers": False, "validate_outbound_headers": False,
         "normalize_outbound_headers": False}

@@ -9,6 +9,10 @@ rule); ``WindowOpened`` means a sender blocked by flow control may go on;
 
 from __future__ import annotations
 
+# How the driver asks a protocol to end one stream early: RST_STREAM codes (RFC 9113
+# section 7). HTTP/1.1, which cannot end one request alone, closes the connection instead.
+NO_ERROR, INTERNAL_ERROR, CANCEL = 0x0, 0x2, 0x8
+
 
 class Event:
     """Base of the protocol events."""

@@ -21,8 +21,14 @@ import h11
 
 from ...exceptions import StreamClosed
 from ..config import ConnectionConfig
-from .events import BodyEnded, BodyReceived, ConnectionEnded, Event, RequestStarted
-from .h2proto import INTERNAL_ERROR
+from .events import (
+    INTERNAL_ERROR,
+    BodyEnded,
+    BodyReceived,
+    ConnectionEnded,
+    Event,
+    RequestStarted,
+)
 
 log = logging.getLogger("hyper2web.server")
 
@@ -65,13 +71,10 @@ class H11Protocol:
     # -- receiving -------------------------------------------------------------------------
 
     def receive(self, data: bytes, now: float) -> list[Event]:
-        """The events in ``data`` (``b""``: the client closed its side)."""
-        if data and self._head_since is None and not self._in_request:
+        """The events in ``data`` (never empty: the driver handles the client's close)."""
+        if self._head_since is None and not self._in_request:
             self._head_since = now
-        try:
-            self.h11.receive_data(data)
-        except h11.RemoteProtocolError as exc:  # data after the client said it was done
-            return self._bad_request(exc)
+        self.h11.receive_data(data)
         return self.next_events(now)
 
     def next_events(self, now: float) -> list[Event]:
@@ -94,10 +97,6 @@ class H11Protocol:
                         out.append(BodyReceived(STREAM_ID, bytes(event.data), len(event.data)))
                 elif kind is h11.EndOfMessage:
                     out.append(BodyEnded(STREAM_ID))
-                elif kind is h11.ConnectionClosed:
-                    self.closing = True
-                    out.append(ConnectionEnded())
-                    break
         except h11.RemoteProtocolError as exc:
             out.extend(self._bad_request(exc))
         return out
@@ -241,7 +240,10 @@ class H11Protocol:
         ``idle_timeout``; once a head has begun, all of it must come within
         ``preface_timeout`` (a head sent a byte at a time cannot hold the connection).
         """
-        if self._head_since is not None and self.h11.trailing_data[0]:
+        if self.h11.trailing_data[0]:
+            if self._head_since is None:
+                # Part of the next head came with the request before it: timed from now.
+                self._head_since = now
             return max(0.0, self.config.preface_timeout - (now - self._head_since)), \
                 "head not complete"
         if self.requests:

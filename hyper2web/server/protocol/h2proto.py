@@ -28,6 +28,7 @@ from ..limits import RateBudget
 from ..stream_errors import StreamError
 from ..tuning import new_connection, new_settings
 from .events import (
+    NO_ERROR,
     BodyEnded,
     BodyReceived,
     ConnectionEnded,
@@ -38,9 +39,6 @@ from .events import (
 )
 
 log = logging.getLogger("hyper2web.server")
-
-# RST_STREAM codes the driver asks for (RFC 9113 section 7); HTTP/1.1 closes instead.
-NO_ERROR, INTERNAL_ERROR, CANCEL = 0x0, 0x2, 0x8
 
 
 class H2Protocol:
@@ -81,7 +79,9 @@ class H2Protocol:
 
     @property
     def resets(self) -> int:
-        return self._resets.total
+        """Streams reset on this connection, for its summary line (none once calmed: the
+        ENHANCE_YOUR_CALM line said it)."""
+        return self._resets.total if self._calm is None else 0
 
     def start(self) -> None:
         """Queue our preface: SETTINGS, and the larger connection window."""
