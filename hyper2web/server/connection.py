@@ -233,7 +233,12 @@ class Connection(BodyIntake, Sender, Watched):
             for state in ended:
                 if not state.closed:
                     await self._dispatch(state)
-        await self.flush()
+        if self._handed:
+            # The runner answers the batch right after the read loop yields, and flushes
+            # what the batch queued (window updates, settings) with its answers.
+            await self.runner.start()
+        else:
+            await self.flush()
 
     async def _finish(self) -> None:
         """The protocol closes: send what it queued (an answer, a GOAWAY), then linger if
@@ -289,8 +294,11 @@ class Connection(BodyIntake, Sender, Watched):
             self.streams.pop(state.stream_id, None)
             return
         job = self._serve(state, request, response)
-        if self.proto.concurrent or state.source is not None:
+        if state.source is not None:
+            # Its handler reads the body as it arrives: it starts now.
             await self.runner.submit(state, job)
+        elif self.proto.concurrent:
+            self.runner.queue(state, job)  # started with the rest of the batch
             self._handed = True
         else:
             # HTTP/1.1: one request at a time, and a streamed body aside, nothing to read

@@ -71,6 +71,14 @@ class JobRunner:
         and answers that never block all leave in the runner's one flush.
         """
         self.jobs.append((key, job))
+        await self.start()
+
+    def queue(self, key: Any, job: Job) -> None:
+        """Queue ``job`` without starting it: ``start`` follows once the batch is queued."""
+        self.jobs.append((key, job))
+
+    async def start(self) -> None:
+        """Start the runner, or wake it, for what is queued."""
         if self._runner is None:
             if self._wake is None:
                 self._wake = curio.Event()
