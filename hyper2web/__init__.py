@@ -15,13 +15,16 @@ if TYPE_CHECKING:
     from .exceptions import HTTPError
     from .http import Request, Response, Stream
     from .router import Routes
+    from .websocket import WebSocket
 
 __version__ = "0.1.0"
 
-__all__ = ["App", "HTTPError", "Request", "Response", "Routes", "Stream", "__version__"]
+__all__ = ["App", "HTTPError", "Request", "Response", "Routes", "Stream", "WebSocket",
+           "__version__"]
 
 _HOMES = {"App": ".app", "HTTPError": ".exceptions", "Request": ".http",
-          "Response": ".http", "Stream": ".http", "Routes": ".router"}
+          "Response": ".http", "Stream": ".http", "Routes": ".router",
+          "WebSocket": ".websocket"}
 
 
 def __getattr__(name: str) -> Any:

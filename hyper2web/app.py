@@ -20,19 +20,23 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
+from ._curio import curio
 from .certs import CERT_NAME, KEY_NAME
 from .exceptions import HTTPError, StreamClosed
 from .http import RESERVED_PREFIX, Request, Response
 from .listing import human_size
 from .reload import LiveReload, inject_script
-from .router import Handler, Router, Routes
+from .router import WEBSOCKET, Handler, Router, Routes
 from .server.listener import Server
 from .serving import Serving
 from .static import StaticFiles, send_error_page
+from .websocket import WebSocketHandler
+from .websocket import run_handler as run_websocket
 
 log = logging.getLogger("hyper2web")
+T = TypeVar("T")
 access_log = logging.getLogger("hyper2web.access")
 
 STATIC_METHODS = ("GET", "HEAD")
@@ -65,6 +69,7 @@ class App(Serving):
         keyfile: str | os.PathLike[str] = KEY_NAME,
         max_body_size: int = 64 * 1024 * 1024,
         max_buffered_bodies: int = 256 * 1024 * 1024,
+        max_ws_message: int = 1024 * 1024,
         http1: bool = True,
         spa: bool = False,
         listing: bool = True,
@@ -87,6 +92,8 @@ class App(Serving):
         self.max_body_size = max_body_size
         # Request body bytes all connections of a process may buffer together.
         self.max_buffered_bodies = max_buffered_bodies
+        # Bytes of one received WebSocket message; a larger one closes the socket (1009).
+        self.max_ws_message = max_ws_message
         # HTTP/1.1 beside HTTP/2 on the same port, for clients that do not speak h2.
         self.http1 = http1
         self.spa = spa
@@ -169,6 +176,24 @@ class App(Serving):
         """Register a DELETE handler."""
         return self.route("DELETE", route, handler)
 
+    def websocket(self, route: str, handler: WebSocketHandler | None = None) -> Any:
+        """Register a WebSocket handler, ``async def handler(request, ws)``; without a
+        handler, a decorator. Browsers reach it over HTTP/2 (RFC 8441) or HTTP/1.1
+        (Upgrade) alike; ``ws`` is a ``hyper2web.websocket.WebSocket``."""
+        return self.route(WEBSOCKET, route, handler)
+
+    @staticmethod
+    async def run_sync(fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` in a worker thread and return its result.
+
+        Every connection shares one event loop: sqlite3, file work and CPU work called
+        straight from a handler would stall them all. ``await app.run_sync(fn, *args)``
+        runs it in a thread (curio's pool) while the loop serves everyone else;
+        exceptions come back to the handler as raised.
+        """
+        result: T = await curio.run_in_thread(fn, *args)
+        return result
+
     # -- answering requests ------------------------------------------------------------------
 
     async def handle(self, request: Request, response: Response) -> None:
@@ -200,7 +225,7 @@ class App(Serving):
         whatever its body: the server answers before reading it, as nginx does, instead of
         buffering up to ``max_body_size`` first. None: the request goes its normal way.
         """
-        if method in STATIC_METHODS or method == "OPTIONS":
+        if method in STATIC_METHODS or method in ("OPTIONS", "CONNECT"):
             return None
         path = raw_path.partition("?")[0]
         if path.startswith(RESERVED_PREFIX):
@@ -217,6 +242,8 @@ class App(Serving):
         """True when the route for this request reads its body as it arrives."""
         if method in STATIC_METHODS:
             return False
+        if method == "CONNECT":
+            return True  # a tunnel (a WebSocket): its handler runs at once, or it is refused
         return self.router.resolve(method, raw_path.partition("?")[0]).stream
 
     async def _preflight(self, request: Request, response: Response) -> None:
@@ -243,13 +270,22 @@ class App(Serving):
             if self.live_reload is None or not await self.live_reload.handle(request, response):
                 await send_error_page(response, 404)
             return
+        if request.method == "CONNECT":
+            await self._tunnel(request, response)
+            return
         match = self.router.resolve(request.method, request.path)
         if match.handler is not None:
             request.para = match.params
             await self._call(match.handler, request, response)
             return
+        if match.allowed == (WEBSOCKET,):
+            # A WebSocket route asked for with plain HTTP.
+            response.set_header("upgrade", "websocket")
+            await send_error_page(response, 426, "this URL is a WebSocket")
+            return
         if match.allowed:
-            response.set_header("allow", ", ".join(match.allowed))
+            allowed = [method for method in match.allowed if method != WEBSOCKET]
+            response.set_header("allow", ", ".join(allowed))
             await send_error_page(response, 405)
             return
         if self.static is None and self.auto_serve_static_file:
@@ -261,6 +297,19 @@ class App(Serving):
         else:
             response.set_header("allow", ", ".join(STATIC_METHODS))
             await send_error_page(response, 405)
+
+    async def _tunnel(self, request: Request, response: Response) -> None:
+        """An extended CONNECT (or HTTP/1.1 Upgrade): a WebSocket route, else refused."""
+        if request.headers.get(":protocol") != "websocket":
+            await send_error_page(response, 501, "only WebSocket tunnels are served")
+            return
+        match = self.router.resolve(WEBSOCKET, request.path)
+        if match.handler is None:
+            await send_error_page(response, 404)
+            return
+        request.para = match.params
+        await run_websocket(match.handler, request, response,
+                            self.max_ws_message)
 
     async def _call(self, handler: Handler, request: Request, response: Response) -> None:
         """Run a user's handler; its mistakes become a 500 and one log line, never a crash."""

@@ -24,6 +24,16 @@ class StreamClosed(Hyper2WebError):
     """The peer reset the stream or closed the connection; nothing more can be sent."""
 
 
+class WebSocketClosed(StreamClosed):
+    """The WebSocket is closed: ``code`` and ``reason`` are the close frame's (1006 when
+    the connection ended without one)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed ({code}{': ' + reason if reason else ''})")
+        self.code = code
+        self.reason = reason
+
+
 class ResponseAlreadySent(Hyper2WebError):
     """A handler tried to send a second response on the same stream."""
 

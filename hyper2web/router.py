@@ -18,6 +18,9 @@ Handler = Callable[..., Awaitable[Any]]
 
 _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::(path|str))?}")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# WebSocket handlers are kept beside them under this name: the request that opens one is a
+# GET with Upgrade (HTTP/1.1) or an extended CONNECT (HTTP/2), never an ordinary method.
+WEBSOCKET = "WEBSOCKET"
 
 
 _PATH_SAFE = "/:@!$&'()*+,;="
@@ -119,7 +122,7 @@ class Router:
         body with ``async for chunk in request.stream``.
         """
         method = method.upper()
-        if method not in METHODS:
+        if method not in METHODS and method != WEBSOCKET:
             raise ValueError(f"unsupported method {method!r}; use one of {', '.join(METHODS)}")
         if not callable(handler):
             raise TypeError(f"handler for {method} {route} is not callable: {handler!r}")
@@ -224,3 +227,7 @@ class Routes:
 
     def delete(self, route: str) -> Callable[[Handler], Handler]:
         return self.route("DELETE", route)
+
+    def websocket(self, route: str) -> Callable[[Any], Any]:
+        """A WebSocket handler, ``async def handler(request, ws)`` (see ``App.websocket``)."""
+        return self.route(WEBSOCKET, route)

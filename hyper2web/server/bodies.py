@@ -30,7 +30,7 @@ class StreamedBody:
     __slots__ = ("stream_id", "_conn", "_chunks", "_ended", "_error", "_event", "timeout",
                  "held")
 
-    def __init__(self, conn: Acknowledger, stream_id: int, timeout: float) -> None:
+    def __init__(self, conn: Acknowledger, stream_id: int, timeout: float | None) -> None:
         self.stream_id = stream_id
         self._conn = conn
         self._chunks: deque[bytes] = deque()
@@ -78,6 +78,9 @@ class StreamedBody:
                 return b""
             self._event = event = curio.Event()
             try:
+                if self.timeout is None:  # a tunnel (WebSocket): quiet as long as it likes
+                    await event.wait()
+                    continue
                 async with curio.ignore_after(self.timeout) as waited:
                     await event.wait()
             finally:

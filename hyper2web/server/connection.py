@@ -271,7 +271,9 @@ class Connection(BodyIntake, Sender, Watched):
                 return
         if self.streams_body is not None and self.streams_body(method, path):
             # The handler runs now and reads the body as it arrives (``bodies``).
-            state.source = StreamedBody(self, state.stream_id, self.config.body_timeout)
+            # A tunnel (a WebSocket) may stay quiet for as long as it likes.
+            timeout = None if ":protocol" in headers else self.config.body_timeout
+            state.source = StreamedBody(self, state.stream_id, timeout)
             self._uploads.discard(state)
             await self._dispatch(state)
             return

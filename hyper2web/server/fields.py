@@ -22,9 +22,8 @@ _EDGE_SPACE = (0x20, 0x09)
 # Section 8.2.2: connection-specific fields.
 _CONNECTION_SPECIFIC = frozenset({b"connection", b"proxy-connection", b"keep-alive",
                                   b"transfer-encoding", b"upgrade"})
-# Section 8.3.1 (extended CONNECT's :protocol is not offered: SETTINGS_ENABLE_CONNECT_PROTOCOL
-# stays 0).
-REQUEST_PSEUDO = frozenset({":method", ":scheme", ":authority", ":path"})
+# Section 8.3.1, and RFC 8441's :protocol for extended CONNECT (WebSockets over HTTP/2).
+REQUEST_PSEUDO = frozenset({":method", ":scheme", ":authority", ":path", ":protocol"})
 
 MAX_REMEMBERED = 4096
 MAX_REMEMBERED_FIELD = 512  # bytes of name + value
@@ -99,7 +98,13 @@ def request_headers(fields: Iterable[Any]) -> dict[str, str]:
     method = headers.get(":method")
     if method is None:
         raise MalformedRequest("no :method")
-    if method == "CONNECT":
+    if ":protocol" in headers:
+        # Extended CONNECT (RFC 8441 section 4): a tunnel for the named protocol.
+        if method != "CONNECT":
+            raise MalformedRequest(":protocol on a request other than CONNECT")
+        if ":scheme" not in headers or not headers.get(":path"):
+            raise MalformedRequest("extended CONNECT without :scheme or :path")
+    elif method == "CONNECT":
         if ":scheme" in headers or ":path" in headers:
             raise MalformedRequest("CONNECT with :scheme or :path")
     elif ":scheme" not in headers or not headers.get(":path"):

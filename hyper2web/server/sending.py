@@ -172,6 +172,9 @@ class Sender:
         else:
             log.debug("%s: connection closed (%s)", self.peer, reason)
         await self._wake_senders()
+        for state in list(self.streams.values()):
+            if state.source is not None:  # a streamed body or tunnel: its reader ends
+                await state.source.fail(StreamClosed(f"connection lost ({reason})"))
 
     async def _linger(self) -> None:
         """Read and drop what the peer still sends, briefly, before the socket closes.
@@ -254,10 +257,13 @@ class StreamChannel:
 
     async def send_head(self, status: int, headers: Sequence[tuple[str, str]],
                         end_stream: bool) -> None:
+        conn = self._conn
         self._check_open()
-        self._conn.proto.send_head(self._state.stream_id, status, headers, end_stream)
-        if not self._conn.inline:
-            await self._conn.wake_writer()
+        conn.proto.send_head(self._state.stream_id, status, headers, end_stream)
+        if not conn.inline:
+            await conn.wake_writer()
+        if status == 101 and conn._reader_wake is not None:
+            await conn._wake_reader()  # HTTP/1.1 after Switching Protocols reads on
 
     async def send_informational(self, status: int,
                                  headers: Sequence[tuple[str, str]]) -> None:

@@ -54,11 +54,18 @@ class H11Protocol:
         self._out: list[bytes] = []
         self._head_since: float | None = None  # when a head that has begun started
         self._in_request = False  # a request is being read or answered
+        # A WebSocket Upgrade request is answered (reported as an extended CONNECT, as over
+        # HTTP/2); after our 101 the connection is a tunnel: raw bytes both ways.
+        self._upgrade = False
+        self.tunnel = False
+        self._leftover = b""  # bytes that came after the Upgrade request, for the tunnel
 
     @property
     def wants_data(self) -> bool:
         """Read only while a head or body is due: a request being answered is not read
-        past, so pipelined requests cannot pile up in memory."""
+        past, so pipelined requests cannot pile up in memory. A tunnel reads on."""
+        if self.tunnel:
+            return not self.closing
         return not self.closing and self.h11.their_state in (h11.IDLE, h11.SEND_BODY)
 
     @property
@@ -72,6 +79,8 @@ class H11Protocol:
 
     def receive(self, data: bytes, now: float) -> list[Event]:
         """The events in ``data`` (never empty: the driver handles the client's close)."""
+        if self.tunnel:
+            return [BodyReceived(STREAM_ID, data, len(data))]
         if self._head_since is None and not self._in_request:
             self._head_since = now
         self.h11.receive_data(data)
@@ -81,6 +90,11 @@ class H11Protocol:
         """The events h11 can give without more bytes (a pipelined request, say)."""
         out: list[Event] = []
         if self.closing:
+            return out
+        if self.tunnel:
+            if self._leftover:
+                data, self._leftover = self._leftover, b""
+                out.append(BodyReceived(STREAM_ID, data, len(data)))
             return out
         try:
             while True:
@@ -95,7 +109,7 @@ class H11Protocol:
                 elif kind is h11.Data:
                     if event.data:
                         out.append(BodyReceived(STREAM_ID, bytes(event.data), len(event.data)))
-                elif kind is h11.EndOfMessage:
+                elif kind is h11.EndOfMessage and not self._upgrade:
                     out.append(BodyEnded(STREAM_ID))
         except h11.RemoteProtocolError as exc:
             out.extend(self._bad_request(exc))
@@ -113,6 +127,10 @@ class H11Protocol:
         headers = _header_dict(event)
         ended = not any(name in (b"content-length", b"transfer-encoding")
                         for name, _ in event.headers)
+        if _is_websocket_upgrade(event, headers):
+            # The RFC 8441 form of the same request: one code path above for both protocols.
+            headers[":method"], headers[":protocol"] = "CONNECT", "websocket"
+            ended, self._upgrade = False, True
         # Without a body, h11's EndOfMessage follows at once, as END_STREAM does in HTTP/2.
         out.append(RequestStarted(STREAM_ID, headers, ended, event.http_version.decode()))
         return True
@@ -146,6 +164,11 @@ class H11Protocol:
     def send_head(self, stream_id: int, status: int, headers: Sequence[tuple[str, str]],
                   end: bool) -> None:
         fields = list(headers)
+        if status == 101 and self._upgrade:
+            self._send(h11.InformationalResponse(status_code=101, headers=fields))
+            self.tunnel = True
+            self._leftover = self.h11.trailing_data[0]
+            return
         if self.draining:
             fields.append(("connection", "close"))
         self._send(h11.Response(status_code=status, headers=fields,
@@ -160,11 +183,21 @@ class H11Protocol:
         self._send(h11.InformationalResponse(status_code=status, headers=list(headers)))
 
     def sendable(self, stream_id: int, size: int) -> int:
+        if self.tunnel:
+            if self.closing:
+                raise StreamClosed("the tunnel has ended")
+            return size
         if self.h11.our_state not in (h11.SEND_RESPONSE, h11.SEND_BODY):
             raise StreamClosed("the response has ended or cannot be sent")
         return size
 
     def send_data(self, stream_id: int, data: bytes, end: bool) -> None:
+        if self.tunnel:
+            if data:
+                self._out.append(data)
+            if end:
+                self.closing = True  # the tunnel's end is the connection's
+            return
         if data:
             self._send(h11.Data(data=data))
         if end:
@@ -186,6 +219,9 @@ class H11Protocol:
     def done(self, stream_id: int) -> None:
         """The response has been handed over: go on with the next request if we may."""
         self._in_request = False
+        if self.tunnel:
+            self.closing = True
+        self._upgrade = False
         if self.closing:
             return
         if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE \
@@ -252,6 +288,14 @@ class H11Protocol:
 
     def quiet(self) -> None:
         self.closing = True
+
+
+def _is_websocket_upgrade(event: h11.Request, headers: dict[str, str]) -> bool:
+    """A GET asking to become a WebSocket (RFC 6455 section 4.1)."""
+    connection = headers.get("connection", "").lower()
+    return event.method == b"GET" and event.http_version == b"1.1" \
+        and headers.get("upgrade", "").lower() == "websocket" \
+        and "upgrade" in (token.strip() for token in connection.split(","))
 
 
 def _refusal(event: h11.Request) -> tuple[int, str] | None:

@@ -92,6 +92,8 @@ class H2Protocol:
             codes.MAX_CONCURRENT_STREAMS: self.config.max_concurrent_streams,
             codes.INITIAL_WINDOW_SIZE: self.config.initial_window_size,
             codes.MAX_HEADER_LIST_SIZE: self.config.max_header_list_size,
+            # Extended CONNECT (RFC 8441): a browser opens WebSockets on this connection.
+            codes.ENABLE_CONNECT_PROTOCOL: 1,
         })
         conn.initiate_connection()
         extra = self.config.connection_window_size - 65535

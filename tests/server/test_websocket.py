@@ -1,0 +1,240 @@
+"""WebSocket handlers (``app.websocket``) over both transports: RFC 6455 Upgrade over
+HTTP/1.1 with the ``websockets`` client, and RFC 8441 extended CONNECT over HTTP/2 with the
+raw h2 client and wsproto framing; limits and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, TextMessage
+
+from hyper2web import App, HTTPError
+from tests.server.h2client import H2Client
+
+
+@pytest.fixture
+def ws_app(serve_app: Any, tmp_path: Path) -> Any:
+    (tmp_path / "index.html").write_text("<!doctype html><title>x</title>x")
+    app = App(root=tmp_path, max_ws_message=64 * 1024)
+    seen: dict[str, Any] = {"ended": []}
+
+    @app.websocket("echo/{room}")
+    async def echo(request, ws):
+        await ws.accept(subprotocol="chat" if "chat" in ws.subprotocols else None)
+        async for message in ws:
+            await ws.send(message if isinstance(message, bytes)
+                          else f"{request.para['room']}: {message}")
+        seen["ended"].append(ws.close_code)
+
+    @app.websocket("refuse")
+    async def refuse(request, ws):
+        raise HTTPError(403, "not you")
+
+    @app.websocket("boom")
+    async def boom(request, ws):
+        await ws.receive()
+        raise RuntimeError("boom")
+
+    @app.websocket("hello")
+    async def hello(request, ws):
+        await ws.send("hello")
+        await ws.close(4000, "bye")
+
+    running = serve_app(app)
+    running.seen = seen
+    return running
+
+
+def _context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def url(server: Any, path: str) -> str:
+    return f"wss://127.0.0.1:{server.port}/{path}"
+
+
+# -- HTTP/1.1 Upgrade, with the websockets client ----------------------------------------------
+
+def test_http11_echo_text_and_bytes_with_a_subprotocol(ws_app: Any) -> None:
+    async def talk() -> tuple[Any, ...]:
+        async with websockets.connect(url(ws_app, "echo/lobby"), ssl=_context(),
+                                      subprotocols=["chat"]) as ws:
+            await ws.send("hi")
+            text = await ws.recv()
+            await ws.send(b"\x00\x01")
+            data = await ws.recv()
+            return ws.subprotocol, text, data
+
+    assert _run(talk()) == ("chat", "lobby: hi", b"\x00\x01")
+    assert ws_app.seen["ended"] == [1000]  # the client closed: the loop ended cleanly
+
+
+def test_http11_a_server_close_reaches_the_client(ws_app: Any) -> None:
+    async def talk() -> tuple[Any, ...]:
+        async with websockets.connect(url(ws_app, "hello"), ssl=_context()) as ws:
+            first = await ws.recv()
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return first, closed.value.rcvd.code, closed.value.rcvd.reason
+
+    assert _run(talk()) == ("hello", 4000, "bye")
+
+
+def test_http11_http_error_before_accepting_refuses_with_its_status(ws_app: Any) -> None:
+    async def talk() -> int:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(url(ws_app, "refuse"), ssl=_context()):
+                pass
+        return refused.value.response.status_code
+
+    assert _run(talk()) == 403
+
+
+def test_http11_unknown_path_is_404(ws_app: Any) -> None:
+    async def talk() -> int:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(url(ws_app, "nowhere"), ssl=_context()):
+                pass
+        return refused.value.response.status_code
+
+    assert _run(talk()) == 404
+
+
+def test_http11_a_handler_that_raises_closes_with_1011(ws_app: Any, caplog: Any) -> None:
+    async def talk() -> int:
+        async with websockets.connect(url(ws_app, "boom"), ssl=_context()) as ws:
+            await ws.send("go")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return closed.value.rcvd.code
+
+    assert _run(talk()) == 1011
+
+
+def test_http11_a_message_over_the_limit_closes_with_1009(ws_app: Any) -> None:
+    async def talk() -> int:
+        async with websockets.connect(url(ws_app, "echo/big"), ssl=_context(),
+                                      max_size=None) as ws:
+            await ws.send(b"x" * (64 * 1024 + 1))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return closed.value.rcvd.code
+
+    assert _run(talk()) == 1009
+
+
+def test_http11_pings_are_answered(ws_app: Any) -> None:
+    async def talk() -> float:
+        async with websockets.connect(url(ws_app, "echo/p"), ssl=_context()) as ws:
+            pong = await ws.ping(b"abc")
+            return await asyncio.wait_for(pong, 5)
+
+    assert _run(talk()) >= 0
+
+
+def test_a_websocket_route_asked_for_with_plain_http_is_426(ws_app: Any) -> None:
+    import httpx
+
+    with httpx.Client(verify=False) as client:
+        answer = client.get(f"https://127.0.0.1:{ws_app.port}/hello")
+    assert answer.status_code == 426 and answer.headers["upgrade"] == "websocket"
+
+
+# -- HTTP/2 extended CONNECT, with the raw h2 client -------------------------------------------
+
+def _h2_open(client: H2Client, path: str, protocols: str | None = None) -> int:
+    headers = [(":protocol", "websocket"), ("sec-websocket-version", "13")]
+    if protocols:
+        headers.append(("sec-websocket-protocol", protocols))
+    sid = client.request(path, "CONNECT", headers=headers, end_stream=False)
+    client.read_until(lambda: client.streams[sid].status is not None)
+    return sid
+
+
+def test_http2_advertises_extended_connect(ws_app: Any) -> None:
+    with H2Client(ws_app.port, normalize=False, handshake=True) as client:
+        assert client.conn.remote_settings.get(0x8) == 1
+
+
+def test_http2_echo_over_one_stream_beside_other_requests(ws_app: Any) -> None:
+    with H2Client(ws_app.port, normalize=False, handshake=True) as client:
+        sid = _h2_open(client, "/echo/h2", "chat")
+        stream = client.streams[sid]
+        assert stream.status == 200
+        assert ("sec-websocket-protocol", "chat") in stream.headers
+        framing = Connection(ConnectionType.CLIENT)
+        client.send_body(sid, framing.send(TextMessage(data="over h2")), end_stream=False)
+        page = client.get("/index.html")  # the same connection serves pages meanwhile
+        assert page.status == 200
+        received: list[Any] = []
+
+        def got_echo() -> bool:
+            while stream.chunks:
+                framing.receive_data(stream.chunks.pop(0))
+                received.extend(framing.events())
+            return any(isinstance(e, TextMessage) for e in received)
+
+        client.read_until(got_echo)
+        assert [e.data for e in received if isinstance(e, TextMessage)] == ["h2: over h2"]
+        client.send_body(sid, framing.send(BytesMessage(data=b"\xff")), end_stream=False)
+        client.read_until(lambda: got_echo() and any(
+            isinstance(e, BytesMessage) for e in received))
+        client.send_body(sid, framing.send(CloseConnection(code=1000)), end_stream=False)
+        client.read_until(lambda: stream.ended)
+    assert ws_app.seen["ended"] == [1000]
+
+
+def test_http2_refusal_is_an_ordinary_answer(ws_app: Any) -> None:
+    with H2Client(ws_app.port, normalize=False, handshake=True) as client:
+        sid = _h2_open(client, "/refuse")
+        assert client.streams[sid].status == 403
+        sid = _h2_open(client, "/nowhere")
+        assert client.streams[sid].status == 404
+
+
+def test_http2_a_reset_stream_ends_the_handler_loop(ws_app: Any) -> None:
+    import time
+
+    with H2Client(ws_app.port, normalize=False, handshake=True) as client:
+        sid = _h2_open(client, "/echo/gone")
+        client.reset(sid)
+        deadline = time.monotonic() + 5
+        while not ws_app.seen["ended"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert ws_app.seen["ended"] == [1006]
+
+
+def test_routes_declare_websockets_too(serve_app: Any, tmp_path: Path) -> None:
+    from hyper2web import Routes
+
+    routes = Routes()
+
+    @routes.websocket("shout")
+    async def shout(request, ws):
+        async for message in ws:
+            await ws.send(str(message).upper())
+
+    app = App(root=tmp_path)
+    app.include(routes)
+    running = serve_app(app)
+
+    async def talk() -> Any:
+        async with websockets.connect(url(running, "shout"), ssl=_context()) as ws:
+            await ws.send("hey")
+            return await ws.recv()
+
+    assert _run(talk()) == "HEY"
