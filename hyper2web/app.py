@@ -70,6 +70,7 @@ class App(Serving):
         max_body_size: int = 64 * 1024 * 1024,
         max_buffered_bodies: int = 256 * 1024 * 1024,
         max_ws_message: int = 1024 * 1024,
+        ws_ping_every: float | None = 20.0,
         http1: bool = True,
         spa: bool = False,
         listing: bool = True,
@@ -94,6 +95,8 @@ class App(Serving):
         self.max_buffered_bodies = max_buffered_bodies
         # Bytes of one received WebSocket message; a larger one closes the socket (1009).
         self.max_ws_message = max_ws_message
+        # Seconds a WebSocket may stay quiet before the server pings it (None: never).
+        self.ws_ping_every = ws_ping_every
         # HTTP/1.1 beside HTTP/2 on the same port, for clients that do not speak h2.
         self.http1 = http1
         self.spa = spa
@@ -309,7 +312,7 @@ class App(Serving):
             return
         request.para = match.params
         await run_websocket(match.handler, request, response,
-                            self.max_ws_message)
+                            self.max_ws_message, self.ws_ping_every)
 
     async def _call(self, handler: Handler, request: Request, response: Response) -> None:
         """Run a user's handler; its mistakes become a 500 and one log line, never a crash."""

@@ -34,6 +34,11 @@ class WebSocketClosed(StreamClosed):
         self.reason = reason
 
 
+class ServerStopping(StreamClosed):
+    """The server is shutting down: a tunnel (a WebSocket) learns it from its reads, so
+    it can say goodbye (close code 1001) before the connection closes."""
+
+
 class ResponseAlreadySent(Hyper2WebError):
     """A handler tried to send a second response on the same stream."""
 

@@ -18,9 +18,11 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from .exceptions import HTTPError, StreamClosed, WebSocketClosed
+from ._curio import curio
+from .exceptions import HTTPError, ServerStopping, StreamClosed, WebSocketClosed
 from .http import Request, Response
 from .server.protocol.ws import (
+    GOING_AWAY,
     INTERNAL,
     MAX_MESSAGE,
     NORMAL,
@@ -32,6 +34,7 @@ from .server.protocol.ws import (
 )
 
 ABNORMAL = 1006  # the connection ended without a close frame (never sent on the wire)
+PING_EVERY = 20.0  # seconds of quiet before a keep-alive ping
 
 log = logging.getLogger("hyper2web")
 WebSocketHandler = Callable[[Request, "WebSocket"], Awaitable[None]]
@@ -41,7 +44,7 @@ class WebSocket:
     """One WebSocket, server side: ``receive``, ``send``, ``close``, ``async for``."""
 
     def __init__(self, request: Request, response: Response,
-                 max_message: int = MAX_MESSAGE) -> None:
+                 max_message: int = MAX_MESSAGE, ping_every: float | None = PING_EVERY) -> None:
         self.request = request
         self._response = response
         self._session = WSSession(max_message)
@@ -49,6 +52,9 @@ class WebSocket:
         # finalize() wherever a handler leaves its loop early).
         self._source = request.stream.source
         self._inbox: deque[str | bytes] = deque()
+        # A socket quiet this long gets a ping: proxies and NATs drop idle connections,
+        # and the peer's pong shows it is still there.
+        self.ping_every = ping_every
         self.subprotocol: str | None = None
         self.accepted = False
         self.close_code: int | None = None  # set once closed, by either side
@@ -117,7 +123,11 @@ class WebSocket:
         data: bytes | None = None
         if self._source is not None:
             try:
-                data = await self._source.read() or None
+                data = await self._read_or_ping()
+            except ServerStopping:
+                self._session.close(GOING_AWAY, "server shutting down")
+                self.close_code, self.close_reason = GOING_AWAY, "server shutting down"
+                data = None
             except StreamClosed:
                 data = None
         for item in self._session.receive(data):
@@ -131,6 +141,19 @@ class WebSocket:
         await self._flush()  # pongs, the answer to a close
         if self.close_code is not None:
             await self._finish()
+
+    async def _read_or_ping(self) -> bytes | None:
+        """The tunnel's next bytes (None at its end), pinging while it stays quiet."""
+        assert self._source is not None
+        while True:
+            if self.ping_every is None:
+                return await self._source.read() or None
+            async with curio.ignore_after(self.ping_every) as quiet:
+                data = await self._source.read()
+            if not quiet.expired:
+                return data or None
+            self._session.ping(b"keep-alive")
+            await self._flush()
 
     async def _flush(self) -> None:
         data = self._session.data_to_send()
@@ -152,7 +175,8 @@ class WebSocket:
 
 
 async def run_handler(handler: WebSocketHandler, request: Request, response: Response,
-                      max_message: int = MAX_MESSAGE) -> None:
+                      max_message: int = MAX_MESSAGE,
+                      ping_every: float | None = PING_EVERY) -> None:
     """Run a WebSocket handler with the app's error policy.
 
     Before the handshake is accepted, ``HTTPError`` refuses it with that status (and any
@@ -162,7 +186,7 @@ async def run_handler(handler: WebSocketHandler, request: Request, response: Res
     """
     from .static import send_error_page
 
-    ws = WebSocket(request, response, max_message)
+    ws = WebSocket(request, response, max_message, ping_every)
     name = getattr(handler, "__qualname__", repr(handler))
     try:
         await handler(request, ws)

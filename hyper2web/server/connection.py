@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from .._curio import curio
-from ..exceptions import StreamClosed
+from ..exceptions import ServerStopping, StreamClosed
 from ..http import Request, Response, Stream
 from .bodies import StreamedBody, closed_error
 from .config import READ_SIZE, ConnectionConfig, EarlyAnswer, Handler, StreamsBody
@@ -365,6 +365,9 @@ class Connection(BodyIntake, Sender, Watched):
         with no request in progress closes now."""
         if self.closed:
             return
+        for state in list(self.streams.values()):
+            if state.source is not None and ":protocol" in state.headers:
+                await state.source.fail(ServerStopping("the server is shutting down"))
         if self.proto.goaway():
             if self._task is not None:
                 self.lost = True

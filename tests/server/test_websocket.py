@@ -238,3 +238,77 @@ def test_routes_declare_websockets_too(serve_app: Any, tmp_path: Path) -> None:
             return await ws.recv()
 
     assert _run(talk()) == "HEY"
+
+
+@pytest.mark.parametrize("transport", ["HTTP/1.1", "HTTP/2"])
+def test_server_shutdown_closes_open_sockets_with_1001(serve_app: Any, tmp_path: Path,
+                                                       transport: str) -> None:
+    app = App(root=tmp_path)
+    opened: list[bool] = []
+
+    @app.websocket("wait")
+    async def wait(request, ws):
+        await ws.accept()
+        opened.append(True)
+        async for _ in ws:
+            pass
+
+    running = serve_app(app)
+    if transport == "HTTP/2":
+        # h2's client refuses frames after a GOAWAY, though RFC 9113 lets the open stream
+        # finish: the DATA is read off the wire instead.
+        with H2Client(running.port, normalize=False, handshake=True, strict=False) as client:
+            sid = _h2_open(client, "/wait")
+            framing = Connection(ConnectionType.CLIENT)
+            running.app.shutdown()
+
+            def data() -> bytes:
+                return b"".join(bytes(f.frame.data) for f in client.frames
+                                if f.type == 0 and f.stream_id == sid)
+
+            try:
+                client.read_until(lambda: b"\x88" in data(), timeout=5)  # a close frame
+            except ConnectionError:
+                pass  # the server closed the connection after it
+            framing.receive_data(data())
+            codes = [e.code for e in framing.events() if isinstance(e, CloseConnection)]
+        assert codes == [1001]
+        return
+
+    async def talk() -> int:
+        async with websockets.connect(url(running, "wait"), ssl=_context()) as ws:
+            while not opened:
+                await asyncio.sleep(0.01)
+            running.app.shutdown()
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return closed.value.rcvd.code
+
+    assert _run(talk()) == 1001
+
+
+def test_a_quiet_socket_is_pinged(serve_app: Any, tmp_path: Path) -> None:
+    from wsproto.events import Ping
+
+    app = App(root=tmp_path, ws_ping_every=0.2)
+
+    @app.websocket("quiet")
+    async def quiet(request, ws):
+        async for _ in ws:
+            pass
+
+    running = serve_app(app)
+    with H2Client(running.port, normalize=False, handshake=True) as client:
+        sid = _h2_open(client, "/quiet")
+        framing = Connection(ConnectionType.CLIENT)
+        events: list[Any] = []
+
+        def pinged() -> bool:
+            stream = client.streams[sid]
+            while stream.chunks:
+                framing.receive_data(stream.chunks.pop(0))
+                events.extend(framing.events())
+            return any(isinstance(e, Ping) for e in events)
+
+        client.read_until(pinged, timeout=5)
+    assert [e.payload for e in events if isinstance(e, Ping)][0] == b"keep-alive"
