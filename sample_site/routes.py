@@ -1,69 +1,122 @@
-"""The Game's API: the top 10 of each level, and a record saved at each game over.
+"""The Game's API: the top 10 of each level, a record saved at each game over, and the top
+10 live over a WebSocket.
 
     GET  /top10/{level}   the ten best records of a level, best first
     POST /record          {"name": "Ada", "level": 1, "score": 42} -> 201 {"rank": 1, ...}
+    WS   /live/{level}    the level's top 10 (JSON) at once, then again after every record
 
-Records are kept in a JSON file, records.json beside this file unless the environment
-variable HYPER2WEB_GAME_RECORDS names another one. Each save writes a temporary file in the
-same folder and renames it over the old one (``os.replace``), so a crash mid-write never
-leaves a half-written file and the records survive a restart.
+Records are kept in SQLite: records.sqlite3 beside this file, unless the environment
+variable HYPER2WEB_GAME_DB names another file. The schema is made on first use, in WAL mode
+(readers never wait for the writer); every query is parameterised and runs through
+``app.run_sync``, in a thread, so the database never stalls the server. A records.json
+left by an older version of the Game (HYPER2WEB_GAME_RECORDS, or beside this file) is
+moved into the database once and renamed records.json.migrated.
 """
 
 import datetime as dt
 import json
 import os
-import tempfile
+import sqlite3
 from pathlib import Path
+
+from hyper2web import HTTPError
+from hyper2web.exceptions import StreamClosed
 
 LEVELS = (1, 2, 3)
 TOP = 10
 KEEP_PER_LEVEL = 100
 MAX_NAME = 20
 MAX_SCORE = 1_000_000
-RECORDS_ENV = "HYPER2WEB_GAME_RECORDS"
+DB_ENV = "HYPER2WEB_GAME_DB"
+RECORDS_ENV = "HYPER2WEB_GAME_RECORDS"  # the JSON file of older versions, migrated once
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY,
+    level INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    date TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_rank ON records (level, score DESC, id);
+"""
+RANKED = "ORDER BY score DESC, id"  # among equal scores, the earlier record stays ahead
 
 
 class BadRequest(Exception):
     """The request cannot be answered; the message says why (sent with status 400)."""
 
 
-def records_path():
+def db_path():
+    return Path(os.environ.get(DB_ENV) or Path(__file__).with_name("records.sqlite3"))
+
+
+def json_path():
     return Path(os.environ.get(RECORDS_ENV) or Path(__file__).with_name("records.json"))
 
 
-def load_records():
-    """{level: [records, best first]}; an empty table when the file does not exist yet."""
-    path = records_path()
+def connect():
+    """A connection to the records, the schema made and old JSON records moved in."""
+    path = db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+        migrate_json(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def migrate_json(db):
+    """Move the records of a records.json into the database, once."""
+    path = json_path()
+    if not path.exists():
+        return
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {level: [] for level in LEVELS}
     except (OSError, ValueError) as exc:
-        # Never overwrite a file that cannot be read: the records in it would be lost.
+        # Never drop a file that cannot be read: the records in it would be lost.
         raise RuntimeError(f"cannot read the records in {path}: {exc}") from None
     if not isinstance(data, dict):
         raise RuntimeError(f"{path} does not hold a JSON object of records by level")
-    return {level: list(data.get(str(level), [])) for level in LEVELS}
+    rows = [(level, str(r["name"]), int(r["score"]), str(r.get("date", "")))
+            for level in LEVELS for r in data.get(str(level), [])]
+    with db:  # one transaction: all records, or none
+        db.executemany("INSERT INTO records (level, name, score, date) VALUES (?, ?, ?, ?)",
+                       rows)
+    os.replace(path, path.with_name(path.name + ".migrated"))
 
 
-def save_records(table):
-    """Write the table atomically: a temporary file in the same folder, then os.replace."""
-    path = records_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({str(level): table[level] for level in LEVELS}, indent=1)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def top_ten(level):
+    db = connect()
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
+        rows = db.execute(f"SELECT name, score, date FROM records WHERE level = ? {RANKED} "
+                          "LIMIT ?", (level, TOP)).fetchall()
+    finally:
+        db.close()
+    return [{"name": name, "score": score, "date": date} for name, score, date in rows]
+
+
+def save(record, date):
+    """Store ``record``; returns its rank when it made the top 10, else None."""
+    db = connect()
+    try:
+        with db:
+            new_id = db.execute(
+                "INSERT INTO records (level, name, score, date) VALUES (?, ?, ?, ?)",
+                (record["level"], record["name"], record["score"], date)).lastrowid
+            ahead = db.execute(
+                "SELECT COUNT(*) FROM records WHERE level = ? AND "
+                "(score > ? OR (score = ? AND id < ?))",
+                (record["level"], record["score"], record["score"], new_id)).fetchone()[0]
+            db.execute(f"DELETE FROM records WHERE level = ? AND id NOT IN "
+                       f"(SELECT id FROM records WHERE level = ? {RANKED} LIMIT ?)",
+                       (record["level"], record["level"], KEEP_PER_LEVEL))
+    finally:
+        db.close()
+    return ahead + 1 if ahead < TOP else None
 
 
 def parse_level(text):
@@ -100,38 +153,58 @@ def parse_record(body):
     return {"name": name, "level": level, "score": score}
 
 
-async def top10(request, response):
-    """GET /top10/{level}"""
-    try:
-        level = parse_level(request.para["level"])
-    except BadRequest as exc:
-        await response.send_json({"error": str(exc)}, status=400)
-        return
-    await response.send_json(load_records()[level][:TOP])
-
-
-async def add_record(request, response):
-    """POST /record"""
-    try:
-        record = parse_record(request.body)
-    except BadRequest as exc:
-        await response.send_json({"error": str(exc)}, status=400)
-        return
-    table = load_records()
-    entry = {"name": record["name"], "score": record["score"],
-             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    records = table[record["level"]]
-    records.append(entry)
-    # A stable sort: among equal scores, the earlier record stays ahead.
-    records.sort(key=lambda r: -r["score"])
-    del records[KEEP_PER_LEVEL:]
-    save_records(table)
-    place = next((i for i, r in enumerate(records) if r is entry), None)
-    rank = place + 1 if place is not None and place < TOP else None
-    await response.send_json({"saved": {**entry, "level": record["level"]}, "rank": rank},
-                             status=201)
-
-
 def setup(app):
+    # The open live sockets of each level; a reload of this file starts a new table, while
+    # sockets already open stay with the handlers they began with.
+    watchers = {level: set() for level in LEVELS}
+
+    async def top10(request, response):
+        """GET /top10/{level}"""
+        try:
+            level = parse_level(request.para["level"])
+        except BadRequest as exc:
+            await response.send_json({"error": str(exc)}, status=400)
+            return
+        await response.send_json(await app.run_sync(top_ten, level))
+
+    async def add_record(request, response):
+        """POST /record"""
+        try:
+            record = parse_record(request.body)
+        except BadRequest as exc:
+            await response.send_json({"error": str(exc)}, status=400)
+            return
+        date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        rank = await app.run_sync(save, record, date)
+        saved = {"name": record["name"], "score": record["score"], "date": date,
+                 "level": record["level"]}
+        await response.send_json({"saved": saved, "rank": rank}, status=201)
+        if rank is not None and watchers[record["level"]]:
+            await tell(record["level"])
+
+    async def tell(level):
+        """Send the level's top 10 to every open page of that level."""
+        text = json.dumps(await app.run_sync(top_ten, level))
+        for ws in list(watchers[level]):
+            try:
+                await ws.send(text)
+            except StreamClosed:
+                watchers[level].discard(ws)  # that page is gone; the others still hear
+
+    async def live(request, ws):
+        """WS /live/{level}"""
+        try:
+            level = parse_level(request.para["level"])
+        except BadRequest as exc:
+            raise HTTPError(400, str(exc)) from None  # refuses the WebSocket
+        await ws.send(json.dumps(await app.run_sync(top_ten, level)))
+        watchers[level].add(ws)
+        try:
+            async for _ in ws:  # nothing is expected from the page: wait for its close
+                pass
+        finally:
+            watchers[level].discard(ws)
+
     app.get("top10/{level}", top10)
     app.post("record", add_record)
+    app.websocket("live/{level}", live)

@@ -117,7 +117,9 @@ def copy_sample_site(target: Path) -> Path:
     """sample_site/ without certificates, records or caches."""
     shutil.copytree(REPO / "sample_site", target,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key",
-                                                  "records.json", ".records.json.*"))
+                                                  "records.json", ".records.json.*",
+                                                  "records.json.migrated",
+                                                  "records.sqlite3*"))
     return target
 
 

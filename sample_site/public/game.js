@@ -4,7 +4,9 @@
 // Touch and mouse: tap the board to start, then touch (or drag) where the paddle should go.
 //
 // Records go to routes.py: GET /top10/{level} and POST /record at each game over. A record
-// made while offline is kept in localStorage and sent once the server answers again.
+// made while offline is kept in localStorage and sent once the server answers again. The
+// top 10 is live: a WebSocket to /live/{level} brings it whenever anyone saves a record;
+// while the socket is closed, the list is fetched every few seconds instead.
 
 const LEVELS = {
   1: { name: "Easy", every: 0.9, speed: 170, aimed: 0.25 },
@@ -200,6 +202,7 @@ function chooseLevel(level) {
   setState("ready");
   game.meteors = [];
   showTop10();
+  watchTop10();
 }
 
 function playerName() {
@@ -263,24 +266,57 @@ async function sendPending() {
 
 async function showTop10() {
   const level = game.level;
-  let items;
-  let note = null; // a message in place of the list: not a numbered entry
+  let records = null;
   try {
     const response = await fetch(`/top10/${level}`);
     if (!response.ok) throw new Error(response.statusText);
-    const records = await response.json();
-    items = records.map((r) => `${r.name}: ${r.score}`);
-    if (!items.length) note = "No records yet: be the first.";
+    records = await response.json();
   } catch {
-    note = "The top 10 is not available offline.";
+    // shown as a note below
   }
-  if (level !== game.level) return; // the level changed while this was loading
+  if (level === game.level) renderTop10(records); // the level may have changed meanwhile
+}
+
+function renderTop10(records) {
+  const items = (records || []).map((r) => `${r.name}: ${r.score}`);
+  let note = null; // a message in place of the list: not a numbered entry
+  if (!records) note = "The top 10 is not available offline.";
+  else if (!items.length) note = "No records yet: be the first.";
   topList.replaceChildren(...(note ? [note] : items).map((text) => {
     const item = document.createElement("li");
     item.textContent = text;
     if (note) item.className = "note";
     return item;
   }));
+}
+
+const live = { socket: null, level: 0, retry: 1000, poll: null };
+
+function watchTop10() {
+  if (live.socket && live.level === game.level) return;
+  if (live.socket) {
+    live.socket.onclose = null;
+    live.socket.close();
+  }
+  const level = game.level;
+  const socket = new WebSocket(`wss://${location.host}/live/${level}`);
+  live.socket = socket;
+  live.level = level;
+  socket.onopen = () => {
+    live.retry = 1000;
+    clearInterval(live.poll);
+    live.poll = null;
+  };
+  socket.onmessage = (event) => {
+    if (level === game.level) renderTop10(JSON.parse(event.data));
+  };
+  socket.onclose = () => {
+    if (live.socket !== socket) return;
+    live.socket = null; // offline, or the server restarts: poll, and try again later
+    if (!live.poll) live.poll = setInterval(showTop10, 5000);
+    setTimeout(watchTop10, live.retry);
+    live.retry = Math.min(live.retry * 2, 30000);
+  };
 }
 
 // -- input --------------------------------------------------------------------------------

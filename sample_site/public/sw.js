@@ -4,7 +4,7 @@
 // - Pages come from the network first, the saved copy when offline; a page never saved
 //   gets offline.html.
 // - Scripts, styles and icons come from the cache first.
-// - The API (/top10/, /record) and the server's /__hyper2web__/ are never cached: records
+// - The API (/top10/, /record, the /live/ WebSocket) and the server's /__hyper2web__/ are never cached: records
 //   are live data, and game.js keeps records made offline until the server is back.
 //
 // Change VERSION when you publish a new version: every other cache is deleted once the new
@@ -23,7 +23,7 @@ const SHELL = [
   "/icon-512.png",
   "/icon-maskable-512.png",
 ];
-const NEVER_CACHED = ["/top10/", "/record", "/__hyper2web__/"];
+const NEVER_CACHED = ["/top10/", "/record", "/live/", "/__hyper2web__/"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(

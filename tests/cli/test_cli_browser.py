@@ -20,7 +20,7 @@ def test_sample_site_in_chromium(cli_server: Callable[..., CliServer], tmp_path:
     sync_api = pytest.importorskip("playwright.sync_api")
     shutil.copytree(REPO / "sample_site", tmp_path / "sample_site",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key",
-                                                  "records.json"))
+                                                  "records.json", "records.sqlite3*"))
     records = [{"name": n, "score": s, "date": "2024-01-01T00:00:00+00:00"}
                for n, s in (("Ada", 42), ("Linus", 37), ("Grace", 31))]
     (tmp_path / "sample_site" / "records.json").write_text(

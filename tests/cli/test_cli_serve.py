@@ -311,10 +311,10 @@ def test_init_project_serves(cli_server: StartCli, tmp_path: Path) -> None:
 def test_sample_site(cli_server: StartCli, tmp_path: Path) -> None:
     shutil.copytree(REPO / "sample_site", tmp_path / "sample_site",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key",
-                                                  "records.json"))
+                                                  "records.json", "records.sqlite3*"))
     server = cli_server(["serve", "public", "--port", "0"], cwd=tmp_path / "sample_site")
     routes = tmp_path / "sample_site" / "routes.py"
-    assert f"Routes:  {routes} (2 handlers)" in output(server)
+    assert f"Routes:  {routes} (3 handlers)" in output(server)
 
     page = get(server.url + "/")
     assert "<title>The Game</title>" in page.text

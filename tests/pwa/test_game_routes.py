@@ -1,10 +1,13 @@
-"""sample_site/routes.py: GET /top10/{level} and POST /record, kept in a JSON file."""
+"""sample_site/routes.py: GET /top10/{level}, POST /record and the live top 10, kept in
+SQLite (and an older version's records.json moved in once)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
-import os
+import sqlite3
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from tests.support import REPO, copy_sample_site
 
@@ -37,7 +41,8 @@ def client() -> Iterator[httpx.Client]:
 def game(cli_server: Callable[..., Any], tmp_path: Path) -> Callable[[], Any]:
     """``game()`` starts the sample site (again) with its records in tmp_path."""
     site = copy_sample_site(tmp_path / "sample_site")
-    env = {"HYPER2WEB_GAME_RECORDS": str(tmp_path / "data" / "records.json")}
+    env = {"HYPER2WEB_GAME_DB": str(tmp_path / "data" / "records.sqlite3"),
+           "HYPER2WEB_GAME_RECORDS": str(tmp_path / "data" / "records.json")}
 
     def start() -> Any:
         return cli_server(["serve", "public", "--port", "0", "--no-reload"], cwd=site,
@@ -82,14 +87,15 @@ def test_records_are_saved_ranked_and_survive_a_restart(game: Callable[[], Any],
     assert client.get(server.url + "/top10/3").json() == []
 
     data = tmp_path / "data"
-    assert [p.name for p in data.iterdir()] == ["records.json"]  # no temporary file left
     assert server.stop() == 0
 
     again = game()
     assert client.get(again.url + "/top10/1").json() == top
     assert [r["name"] for r in client.get(again.url + "/top10/2").json()] == ["Grace"]
-    stored = json.loads((data / "records.json").read_text())
-    assert set(stored) == {"1", "2", "3"} and len(stored["1"]) == 13
+    with sqlite3.connect(data / "records.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        counts = dict(db.execute("SELECT level, COUNT(*) FROM records GROUP BY level"))
+    assert counts == {1: 13, 2: 1}
 
 
 @pytest.mark.parametrize("body, message", [
@@ -133,7 +139,7 @@ def test_invalid_requests_over_http(game: Callable[[], Any], client: httpx.Clien
         assert response.status_code == 400
         assert response.json() == {"error": message}
     assert client.get(server.url + "/record").status_code == 405
-    assert not (tmp_path / "data" / "records.json").exists()  # nothing was saved
+    assert not (tmp_path / "data" / "records.sqlite3").exists()  # nothing was saved
 
 
 def test_a_corrupt_records_file_is_never_overwritten(game: Callable[[], Any],
@@ -152,53 +158,88 @@ def test_a_corrupt_records_file_is_never_overwritten(game: Callable[[], Any],
         time.sleep(0.05)
 
 
-def test_the_file_is_replaced_atomically(tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_older_records_json_is_moved_in_once(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     routes = load_game_routes()
-    records = tmp_path / "records.json"
-    monkeypatch.setenv(routes.RECORDS_ENV, str(records))
-    table = routes.load_records()
-    table[1].append({"name": "Ada", "score": 1, "date": "2024-01-01T00:00:00+00:00"})
-    routes.save_records(table)
-    before = records.read_bytes()
-    replaced: list[tuple[str, str]] = []
-    real_replace = os.replace
+    old = tmp_path / "records.json"
+    monkeypatch.setenv(routes.DB_ENV, str(tmp_path / "records.sqlite3"))
+    monkeypatch.setenv(routes.RECORDS_ENV, str(old))
+    entries = [{"name": n, "score": s, "date": "2024-01-01T00:00:00+00:00"}
+               for n, s in (("Ada", 5), ("Bob", 9), ("Cy", 5))]
+    old.write_text(json.dumps({"1": entries, "2": [], "3": entries[:1]}))
+    assert [(r["name"], r["score"]) for r in routes.top_ten(1)] == \
+        [("Bob", 9), ("Ada", 5), ("Cy", 5)]
+    assert not old.exists() and (tmp_path / "records.json.migrated").exists()
+    assert routes.top_ten(3)[0]["name"] == "Ada"
+    old.write_text(json.dumps({"1": entries}))  # a second file is moved in once too
+    routes.top_ten(1)
+    assert len(routes.top_ten(1)) == 6
 
-    def spy(src: str, dst: str) -> None:
-        # The new content is complete in a temporary file of the same folder before the
-        # rename.
-        assert Path(src).parent == tmp_path and Path(src).name.startswith(".records.json.")
-        assert json.loads(Path(src).read_text())["1"][0]["name"] == "Bob"
-        replaced.append((src, dst))
-        real_replace(src, dst)
 
-    monkeypatch.setattr(routes.os, "replace", spy)
-    table[1][0]["name"] = "Bob"
-    routes.save_records(table)
-    assert replaced and replaced[0][1] == records
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["records.json"]
+def test_names_are_stored_as_given_never_as_sql(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    routes = load_game_routes()
+    monkeypatch.setenv(routes.DB_ENV, str(tmp_path / "records.sqlite3"))
+    monkeypatch.setenv(routes.RECORDS_ENV, str(tmp_path / "none.json"))
+    name = "x'); DROP TABLE records;--"
+    assert routes.save({"name": name, "level": 2, "score": 3}, "2024-01-01") == 1
+    assert routes.top_ten(2)[0]["name"] == name
 
-    def crash(src: str, dst: str) -> None:
-        raise OSError("disk full")
 
-    monkeypatch.setattr(routes.os, "replace", crash)
-    table[1][0]["name"] = "Carol"
-    with pytest.raises(OSError, match="disk full"):
-        routes.save_records(table)
-    assert json.loads(records.read_text())["1"][0]["name"] == "Bob"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["records.json"]
-    assert before != records.read_bytes()
+def test_only_the_best_hundred_of_a_level_are_kept(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    routes = load_game_routes()
+    monkeypatch.setenv(routes.DB_ENV, str(tmp_path / "records.sqlite3"))
+    monkeypatch.setenv(routes.RECORDS_ENV, str(tmp_path / "none.json"))
+    for score in range(105):
+        routes.save({"name": f"p{score}", "level": 1, "score": score}, "2024-01-01")
+    with sqlite3.connect(tmp_path / "records.sqlite3") as db:
+        kept = [row[0] for row in db.execute("SELECT score FROM records ORDER BY score")]
+    assert kept == list(range(5, 105))
+
+
+def test_every_open_page_of_a_level_hears_a_new_record(game: Callable[[], Any],
+                                                       client: httpx.Client) -> None:
+    server = game()
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    base = f"wss://127.0.0.1:{server.url.rsplit(':', 1)[1]}/live"
+
+    async def watch() -> tuple[list[Any], list[Any], list[Any]]:
+        async with websockets.connect(f"{base}/1", ssl=ctx) as a, \
+                websockets.connect(f"{base}/1", ssl=ctx) as b, \
+                websockets.connect(f"{base}/2", ssl=ctx) as other:
+            first = [json.loads(await ws.recv()) for ws in (a, b, other)]
+            assert first == [[], [], []]
+            await asyncio.to_thread(post, client, server,
+                                    {"name": "Live", "level": 1, "score": 7})
+            heard = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for ws in (a, b)]
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(other.recv(), 0.5)
+            return first, heard, []
+
+    _, heard, _ = asyncio.run(watch())
+    assert [[(r["name"], r["score"]) for r in top] for top in heard] == [[("Live", 7)]] * 2
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        asyncio.run(_open(f"{base}/9", ctx))
+    assert refused.value.response.status_code == 400
+
+
+async def _open(url: str, ctx: ssl.SSLContext) -> None:
+    async with websockets.connect(url, ssl=ctx):
+        pass
 
 
 def test_records_live_beside_routes_py_and_are_git_ignored(
         monkeypatch: pytest.MonkeyPatch) -> None:
     routes = load_game_routes()
+    monkeypatch.delenv(routes.DB_ENV, raising=False)
     monkeypatch.delenv(routes.RECORDS_ENV, raising=False)
-    path = routes.records_path()
-    assert path == REPO / "sample_site" / "records.json"
-    ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO,
-                             check=False)
-    assert ignored.returncode == 0
-    temp = REPO / "sample_site" / ".records.json.abc123.tmp"
-    ignored = subprocess.run(["git", "check-ignore", "-q", str(temp)], cwd=REPO, check=False)
-    assert ignored.returncode == 0
+    path = routes.db_path()
+    assert path == REPO / "sample_site" / "records.sqlite3"
+    for name in ("records.sqlite3", "records.sqlite3-wal", "records.sqlite3-shm",
+                 "records.json", "records.json.migrated"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(path.with_name(name))],
+                                 cwd=REPO, check=False)
+        assert ignored.returncode == 0, name

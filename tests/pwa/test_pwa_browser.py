@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,8 @@ def play_until_over(page: Any, timeout: float = 20000) -> None:
 def test_the_game_in_chromium(cli_server: Callable[..., Any], trusted_env: dict[str, str],
                               chromium: Any, tmp_path: Path) -> None:
     site = copy_sample_site(tmp_path / "sample_site")
-    records = tmp_path / "records.json"
-    env = {**trusted_env, "HYPER2WEB_GAME_RECORDS": str(records)}
+    records = tmp_path / "records.sqlite3"
+    env = {**trusted_env, "HYPER2WEB_GAME_DB": str(records)}
     server = cli_server(["serve", "public", "--port", "0"], cwd=site, env=env)
     trust_server(trusted_env, server)
 
@@ -155,9 +156,8 @@ def test_the_game_in_chromium(cli_server: Callable[..., Any], trusted_env: dict[
     assert f"Game over: {score} {unit}." in page.locator("#message").inner_text()
     page.wait_for_function("document.getElementById('message').textContent"
                            ".includes('Number 1 of level 3')")
-    saved = json.loads(records.read_text())
-    assert saved["3"][0]["name"] == "Tester" and saved["3"][0]["score"] == score
-    assert saved["1"] == [] and saved["2"] == []
+    saved = _stored(records)
+    assert saved == [(3, "Tester", score)]
 
     # A tap starts the next game; level 1 keeps its own (empty) top 10.
     page.wait_for_timeout(700)
@@ -170,7 +170,46 @@ def test_the_game_in_chromium(cli_server: Callable[..., Any], trusted_env: dict[
     page.locator("#levels [data-level='1']").click()
     page.wait_for_function("document.querySelector('#top10 li').textContent"
                            ".startsWith('No records yet')")
-    assert len(json.loads(records.read_text())["3"]) == 2
+    assert [level for level, _, _ in _stored(records)] == [3, 3]
 
     server.stop(signal.SIGINT)
     assert errors == []
+
+
+def _stored(records: Path) -> list[tuple[int, str, int]]:
+    with sqlite3.connect(records) as db:
+        return list(db.execute("SELECT level, name, score FROM records ORDER BY id"))
+
+
+def test_a_finished_game_updates_the_other_pages_at_once(
+        cli_server: Callable[..., Any], trusted_env: dict[str, str], chromium: Any,
+        tmp_path: Path) -> None:
+    """Two pages of the Game on level 3: one plays until game over, the other's top 10
+    changes at once, from a frame of its WebSocket (no reload, no polling)."""
+    site = copy_sample_site(tmp_path / "sample_site")
+    env = {**trusted_env, "HYPER2WEB_GAME_DB": str(tmp_path / "records.sqlite3")}
+    server = cli_server(["serve", "public", "--port", "0"], cwd=site, env=env)
+    trust_server(trusted_env, server)
+    context = chromium(trusted_env)
+    player = context.pages[0] if context.pages else context.new_page()
+    watcher = context.new_page()
+    frames: list[str] = []  # what the watcher's WebSocket received
+    watcher.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda frame: frames.append(str(frame))))
+    for page in (watcher, player):
+        page.goto(server.url + "/", wait_until="load")
+        page.locator("#board").focus()
+        page.keyboard.press("3")
+        page.wait_for_function("document.querySelector('#top10 li').textContent"
+                               ".startsWith('No records yet')")
+    watcher.wait_for_timeout(300)  # its socket for level 3 is open
+    player.fill("#player-name", "Live")
+    player.locator("#player-name").dispatch_event("change")
+    player.locator("#board").focus()
+    player.keyboard.press("Space")
+    play_until_over(player)
+    # Well within the 5 s of the polling fallback: the socket brought it.
+    watcher.wait_for_function("document.querySelector('#top10 li').textContent"
+                              ".startsWith('Live')", timeout=3000)
+    assert any('"Live"' in frame for frame in frames)
+    server.stop(signal.SIGINT)
