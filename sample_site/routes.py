@@ -197,9 +197,10 @@ def setup(app):
             level = parse_level(request.para["level"])
         except BadRequest as exc:
             raise HTTPError(400, str(exc)) from None  # refuses the WebSocket
-        await ws.send(json.dumps(await app.run_sync(top_ten, level)))
+        # Listed before the first top 10 is read: a record saved meanwhile is still heard.
         watchers[level].add(ws)
         try:
+            await ws.send(json.dumps(await app.run_sync(top_ten, level)))
             async for _ in ws:  # nothing is expected from the page: wait for its close
                 pass
         finally:

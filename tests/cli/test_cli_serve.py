@@ -276,7 +276,7 @@ def test_init_project_serves(cli_server: StartCli, tmp_path: Path) -> None:
     text = output(server)
     assert "created a certificate" not in text
     assert f"TLS:     {project / CERT_NAME}" in text
-    assert f"Routes:  {project / 'routes.py'} (2 handlers)" in text
+    assert f"Routes:  {project / 'routes.py'} (5 handlers)" in text
 
     # init signs the project's certificate with the local CA (same HOME as the server's).
     trust = ssl.create_default_context(

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+import importlib.util
 import json
 import re
+import sqlite3
+import ssl
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+import httpx
+import pytest
+import websockets
 from click.testing import CliRunner
 
+from hyper2web import App
+from hyper2web._curio import curio
 from hyper2web.certs import CERT_NAME, KEY_NAME
+from hyper2web.exceptions import WebSocketClosed
 from hyper2web_cli import certs as local_ca
 from hyper2web_cli.check import png_size
 from hyper2web_cli.cli import main
-from tests.support import need_tool
+from tests.support import CliServer, need_tool, run_cli
 
 SHELL_RE = re.compile(r"const SHELL = \[(.*?)\];", re.S)
 
@@ -71,6 +84,16 @@ def test_default_template_is_a_pwa(runner: CliRunner, tmp_path: Path) -> None:
     routes = (project / "routes.py").read_text()
     assert 'app.get("api/top/{count}", top)' in routes
     assert 'app.post("api/scores", add_score)' in routes
+    assert 'app.get("api/messages", list_messages)' in routes
+    assert 'app.post("api/messages", add_message)' in routes
+    assert 'app.websocket("api/messages/live", live_messages)' in routes
+    # The messages' list, its form, and the script that keeps the list up to date.
+    assert '<ul id="messages">' in index and '<form id="message">' in index
+    app_js = (public / "app.js").read_text()
+    for needed in ('"/api/messages/live"', "new WebSocket(", 'fetch("/api/messages"',
+                   "setInterval(loadMessages", "setTimeout(connect, retryDelay)",
+                   "retryDelay * 2", "clearInterval(polling)"):
+        assert needed in app_js, needed
     readme = (project / "README.md").read_text()
     assert readme.startswith("# My App")
     for command in ("hyper2web serve", "hyper2web certs --install", "hyper2web check"):
@@ -133,3 +156,198 @@ def test_init_does_not_ask_to_install_a_trusted_ca(runner: CliRunner, tmp_path: 
     result = runner.invoke(main, ["init", "again"])
     assert result.exit_code == 0, result.output
     assert "certs --install" not in result.output
+
+
+# -- the messages of the default template: SQLite, and a WebSocket that pushes the list -------
+
+def _ws_context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def _ws_url(server: CliServer) -> str:
+    return f"wss://127.0.0.1:{server.port}/api/messages/live"
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def _init(tmp_path: Path, env: dict[str, str], name: str = "my-app") -> Path:
+    made = run_cli(["init", name], tmp_path, env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    return tmp_path / name
+
+
+def _texts(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["text"] for m in messages]
+
+
+@pytest.mark.timeout(90)
+def test_default_template_keeps_messages_in_sqlite_and_pushes_them_live(
+        cli_server: Callable[..., CliServer], home_env: dict[str, str], tmp_path: Path) -> None:
+    project = _init(tmp_path, home_env)
+    server = cli_server(["serve", "public", "--port", "0"], cwd=project, env=home_env)
+    api = server.url + "/api/messages"
+
+    async def talk() -> tuple[Any, ...]:
+        async with websockets.connect(_ws_url(server), ssl=_ws_context()) as ws, \
+                httpx.AsyncClient(verify=False, http2=True, timeout=10) as client:
+            on_connect = json.loads(await ws.recv())
+            posted = await client.post(api, json={"text": "  hello  "})
+            pushed = json.loads(await ws.recv())
+            again = await client.post(api, json={"text": "second"})
+            pushed_again = json.loads(await ws.recv())
+            listed = await client.get(api)
+            return on_connect, posted, pushed, again, pushed_again, listed
+
+    on_connect, posted, pushed, again, pushed_again, listed = _run(talk())
+    assert on_connect == []  # a socket gets the list as soon as it opens
+    assert posted.status_code == 201, posted.text
+    assert _texts(posted.json()) == ["hello"]  # kept without the spaces around it
+    assert pushed == posted.json()
+    assert again.status_code == 201
+    assert _texts(pushed_again) == ["second", "hello"]  # newest first
+    assert listed.status_code == 200 and listed.http_version == "HTTP/2"
+    assert listed.headers["content-type"].startswith("application/json")
+    assert listed.json() == pushed_again
+    assert all(isinstance(m["id"], int) and m["created"] for m in listed.json())
+
+    # Kept beside routes.py (not in public/, so not served), in WAL mode.
+    database = project / "data.sqlite3"
+    assert database.is_file()
+    with httpx.Client(verify=False) as client:
+        assert client.get(server.url + "/data.sqlite3").status_code == 404
+    db = sqlite3.connect(database)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert [r[0] for r in db.execute("SELECT text FROM messages ORDER BY id")] == \
+            ["hello", "second"]
+    finally:
+        db.close()
+
+    # Another start, from another folder: the messages are still there.
+    assert server.stop() == 0
+    again_server = cli_server(["serve", "my-app/public", "--port", "0"], cwd=tmp_path,
+                              env=home_env)
+    with httpx.Client(verify=False) as client:
+        listed = client.get(again_server.url + "/api/messages")
+    assert listed.status_code == 200
+    assert _texts(listed.json()) == ["second", "hello"]
+    assert not (tmp_path / "data.sqlite3").exists()
+    assert "Traceback" not in "".join(server.output + again_server.output)
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    (b"not json", "send {"),
+    (b"[1, 2]", "send {"),
+    (b'{"name": "no text"}', "send {"),
+    (b'{"text": 42}', "send {"),
+    (b'{"text": "   "}', "not empty"),
+    (json.dumps({"text": "x" * 201}).encode(), "longer than 200"),
+])
+def test_default_template_refuses_a_bad_message_with_400(
+        cli_server: Callable[..., CliServer], home_env: dict[str, str], tmp_path: Path,
+        body: bytes, error: str) -> None:
+    project = _init(tmp_path, home_env)
+    server = cli_server(["serve", "public", "--port", "0", "--no-reload"], cwd=project,
+                        env=home_env)
+    with httpx.Client(verify=False, base_url=server.url) as client:
+        refused = client.post("/api/messages", content=body,
+                              headers={"content-type": "application/json"})
+        assert refused.status_code == 400
+        assert error in refused.json()["error"]
+        assert client.get("/api/messages").json() == []
+        # The longest text allowed is kept.
+        kept = client.post("/api/messages", json={"text": "y" * 200})
+        assert kept.status_code == 201 and _texts(kept.json()) == ["y" * 200]
+
+
+@pytest.mark.timeout(90)
+def test_default_template_pushes_to_the_sockets_left_when_others_go(
+        cli_server: Callable[..., CliServer], home_env: dict[str, str], tmp_path: Path) -> None:
+    project = _init(tmp_path, home_env)
+    server = cli_server(["serve", "public", "--port", "0"], cwd=project, env=home_env)
+
+    async def talk() -> list[list[str]]:
+        url, ctx = _ws_url(server), _ws_context()
+        async with websockets.connect(url, ssl=ctx) as stays, \
+                websockets.connect(url, ssl=ctx) as closes, \
+                websockets.connect(url, ssl=ctx) as vanishes, \
+                httpx.AsyncClient(verify=False, timeout=10) as client:
+            for ws in (stays, closes, vanishes):
+                assert json.loads(await ws.recv()) == []
+            await closes.close()
+            vanishes.transport.abort()  # gone without a close frame
+            seen = []
+            for text in ("one", "two"):
+                posted = await client.post(server.url + "/api/messages", json={"text": text})
+                assert posted.status_code == 201, posted.text
+                seen.append(_texts(json.loads(await stays.recv())))
+            return seen
+
+    assert _run(talk()) == [["one"], ["two", "one"]]
+    assert "Traceback" not in "".join(server.output)
+
+
+class FakeSocket:
+    """What live_messages and broadcast use of a WebSocket; ``fail`` makes send raise."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.sent: list[str] = []
+
+    async def accept(self) -> None:
+        pass
+
+    async def send(self, text: str) -> None:
+        if self.fail:
+            raise WebSocketClosed(1006)
+        self.sent.append(text)
+
+    def __aiter__(self) -> FakeSocket:
+        return self
+
+    async def __anext__(self) -> str:
+        raise StopAsyncIteration  # the page closed the socket at once
+
+
+def _load_routes(project: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("template_routes", project / "routes.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.setup(App(root=project / "public"))
+    return module
+
+
+def test_broadcast_goes_on_past_a_socket_that_fails(runner: CliRunner, tmp_path: Path) -> None:
+    assert runner.invoke(main, ["init", "x"]).exit_code == 0
+    routes = _load_routes(tmp_path / "x")
+    good = [FakeSocket() for _ in range(3)]
+    bad = [FakeSocket(fail=True) for _ in range(2)]
+    routes.sockets.update(good + bad)
+    curio.run(routes.broadcast, '["hi"]')  # raises if a failing send escapes
+    assert [ws.sent for ws in good] == [['["hi"]']] * 3
+    assert routes.sockets == set(good)  # the failed ones are dropped
+
+
+def test_a_socket_is_forgotten_when_its_handler_ends(runner: CliRunner,
+                                                     tmp_path: Path) -> None:
+    assert runner.invoke(main, ["init", "x"]).exit_code == 0
+    routes = _load_routes(tmp_path / "x")
+    closed, failing = FakeSocket(), FakeSocket(fail=True)
+    curio.run(routes.live_messages, None, closed)
+    assert closed.sent == ["[]"] and routes.sockets == set()
+    with pytest.raises(WebSocketClosed):
+        curio.run(routes.live_messages, None, failing)
+    assert routes.sockets == set()
+    # The table was made on first use, in WAL mode, beside routes.py.
+    db = sqlite3.connect(tmp_path / "x/data.sqlite3")
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        db.close()

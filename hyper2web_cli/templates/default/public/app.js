@@ -72,3 +72,70 @@ document.getElementById("record").addEventListener("submit", async (event) => {
 });
 
 showTop();
+
+// Messages: the list comes from GET /api/messages, then live from a WebSocket that
+// routes.py sends it through after each new message. While the socket is closed, the
+// page polls instead, and reconnects after 1, 2, 4... (at most 30) seconds.
+const messageList = document.getElementById("messages");
+const liveLine = document.getElementById("live");
+const POLL_EVERY = 5000;
+let polling = null;
+let retryDelay = 1000;
+
+function showMessages(messages) {
+  messageList.replaceChildren(...messages.map((message) => {
+    const item = document.createElement("li");
+    item.textContent = message.text;  // textContent, never innerHTML: the text is anyone's
+    item.title = message.created;
+    return item;
+  }));
+}
+
+async function loadMessages() {
+  try {
+    const response = await fetch("/api/messages");
+    showMessages(await response.json());
+  } catch {
+    // Offline (the status line says so): the list stays as it was.
+  }
+}
+
+function connect() {
+  const url = new URL("/api/messages/live", location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(url);
+  socket.addEventListener("open", () => {
+    liveLine.textContent = "(live)";
+    retryDelay = 1000;
+    clearInterval(polling);
+    polling = null;
+  });
+  socket.addEventListener("message", (event) => showMessages(JSON.parse(event.data)));
+  socket.addEventListener("close", () => {
+    liveLine.textContent = "(updated every few seconds)";
+    polling ??= setInterval(loadMessages, POLL_EVERY);
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
+  });
+}
+
+document.getElementById("message").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    const response = await fetch("/api/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: form.elements.text.value }),
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error);
+    form.reset();
+    showMessages(answer);  // the socket brings the same list; this covers a closed one
+  } catch (error) {
+    liveLine.textContent = `(not sent: ${error.message})`;
+  }
+});
+
+loadMessages();
+connect();

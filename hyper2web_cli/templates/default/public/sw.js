@@ -6,6 +6,7 @@
 //   offline.html.
 // - Everything else (scripts, styles, icons) comes from the cache first, then the network.
 // - /api/ (routes.py) and /__hyper2web__/ (the server's live reload) are never cached.
+//   (WebSockets, such as /api/messages/live, never pass through a service worker.)
 //
 // Change VERSION when you deploy: the new worker fills a new cache, and once it activates
 // every other cache is deleted.
