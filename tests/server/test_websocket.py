@@ -122,7 +122,11 @@ def test_http11_a_handler_that_raises_closes_with_1011(ws_app: Any, caplog: Any)
                 await ws.recv()
             return closed.value.rcvd.code
 
-    assert _run(talk()) == 1011
+    with caplog.at_level("INFO", logger="hyper2web"):
+        assert _run(talk()) == 1011
+    failures = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(failures) == 1 and "boom" in failures[0].getMessage()
+    assert failures[0].exc_info is not None  # the traceback, once
 
 
 def test_http11_a_message_over_the_limit_closes_with_1009(ws_app: Any) -> None:
@@ -312,3 +316,57 @@ def test_a_quiet_socket_is_pinged(serve_app: Any, tmp_path: Path) -> None:
 
         client.read_until(pinged, timeout=5)
     assert [e.payload for e in events if isinstance(e, Ping)][0] == b"keep-alive"
+
+
+def test_a_slow_reader_holds_the_sender_back(serve_app: Any, tmp_path: Path) -> None:
+    """The client reads nothing and opens no window: the handler's sends block after the
+    first window's worth instead of piling messages up in memory."""
+    import time
+
+    app = App(root=tmp_path)
+    sent: list[int] = []
+
+    @app.websocket("flood")
+    async def flood(request, ws):
+        await ws.accept()
+        for n in range(800):  # 50 MB if nothing held it back
+            await ws.send(b"x" * 65536)
+            sent.append(n)
+
+    running = serve_app(app)
+    with H2Client(running.port, normalize=False, handshake=True, auto_ack=False) as client:
+        sid = _h2_open(client, "/flood")
+        stream = client.streams[sid]
+        client.read_until(lambda: stream.received >= 65535)  # the first window is used
+        time.sleep(1.0)
+        held = len(sent)
+        client.reset(sid)
+    assert held <= 4, held  # one window's worth, no more: the rest waits in the handler
+
+
+def test_reloaded_routes_serve_new_sockets_while_open_ones_keep_their_handler(
+        serve_app: Any, tmp_path: Path) -> None:
+    app = App(root=tmp_path)
+
+    def register(tag: str) -> Any:
+        def setup(target: App) -> None:
+            @target.websocket("who")
+            async def who(request, ws):
+                async for _ in ws:
+                    await ws.send(tag)
+        return setup
+
+    app.replace_routes(register("old"))
+    running = serve_app(app)
+
+    async def talk() -> tuple[str, str]:
+        async with websockets.connect(url(running, "who"), ssl=_context()) as first:
+            await first.send("?")
+            assert await first.recv() == "old"
+            running.app.replace_routes(register("new"))
+            async with websockets.connect(url(running, "who"), ssl=_context()) as second:
+                await second.send("?")
+                await first.send("?")
+                return await first.recv(), await second.recv()
+
+    assert _run(talk()) == ("old", "new")
