@@ -27,6 +27,7 @@ from .certs import CERT_NAME, KEY_NAME
 from .exceptions import HTTPError, StreamClosed
 from .http import RESERVED_PREFIX, Request, Response
 from .listing import human_size
+from .proxy import Proxy
 from .reload import LiveReload, inject_script
 from .router import WEBSOCKET, Handler, Router, Routes
 from .server.listener import Server
@@ -115,6 +116,8 @@ class App(Serving):
         # Files under ``root`` never served, besides the certificate pair (e.g. routes.py).
         self.private_files: list[str] = []
         self.static: StaticFiles | None = None
+        # Prefixes forwarded to the user's backend, longest first (``proxy``).
+        self.proxies: list[Proxy] = []
         self.server: Server | None = None
 
     # -- registering handlers ----------------------------------------------------------------
@@ -179,6 +182,26 @@ class App(Serving):
         """Register a DELETE handler."""
         return self.route("DELETE", route, handler)
 
+    def proxy(self, prefix: str, url: str, *, change_origin: bool = False,
+              verify: bool = True, timeout: float = 60.0) -> Proxy:
+        """Forward requests under ``prefix`` to the backend at ``url`` (``http://`` or
+        ``https://``). Routes come first, then proxies (longest prefix first), then static
+        files. The path goes unchanged, unless ``url`` has a path: then it replaces the
+        prefix (``proxy("/api", "http://localhost:8000/")``: ``/api/x`` -> ``/x``).
+        ``change_origin`` sends the backend its own ``Host``; ``verify=False`` accepts a
+        self-signed backend; ``timeout``: seconds for its answer to begin (504 past it)."""
+        entry = Proxy(prefix, url, change_origin=change_origin, verify=verify,
+                      timeout=timeout)
+        self.proxies.append(entry)
+        self.proxies.sort(key=lambda p: len(p.prefix), reverse=True)
+        return entry
+
+    def _proxy_for(self, path: str) -> Proxy | None:
+        for entry in self.proxies:
+            if entry.matches(path):
+                return entry
+        return None
+
     def websocket(self, route: str, handler: WebSocketHandler | None = None) -> Any:
         """Register a WebSocket handler, ``async def handler(request, ws)``; without a
         handler, a decorator. Browsers reach it over HTTP/2 (RFC 8441) or HTTP/1.1
@@ -231,6 +254,8 @@ class App(Serving):
         if method in STATIC_METHODS or method in ("OPTIONS", "CONNECT"):
             return None
         path = raw_path.partition("?")[0]
+        if self.proxies and self._proxy_for(path) is not None:
+            return None  # the backend decides
         if path.startswith(RESERVED_PREFIX):
             return 405, (("allow", ", ".join(STATIC_METHODS)), *self.response_defaults)
         if not self.auto_serve_static_file:
@@ -247,7 +272,11 @@ class App(Serving):
             return False
         if method == "CONNECT":
             return True  # a tunnel (a WebSocket): its handler runs at once, or it is refused
-        return self.router.resolve(method, raw_path.partition("?")[0]).stream
+        path = raw_path.partition("?")[0]
+        match = self.router.resolve(method, path)
+        if match.handler is None and not match.allowed and self.proxies:
+            return self._proxy_for(path) is not None  # streamed to the backend
+        return match.stream
 
     async def _preflight(self, request: Request, response: Response) -> None:
         """Answer a CORS preflight: any origin, the requested method and headers."""
@@ -291,6 +320,11 @@ class App(Serving):
             response.set_header("allow", ", ".join(allowed))
             await send_error_page(response, 405)
             return
+        if self.proxies:
+            proxy = self._proxy_for(request.path)
+            if proxy is not None:
+                await proxy.forward(request, response)
+                return
         if self.static is None and self.auto_serve_static_file:
             self.static = self._static_files()
         if self.static is None:

@@ -220,8 +220,13 @@ class Response:
 
     # -- streaming -----------------------------------------------------------------------
 
-    async def start(self, status: int | None = None, *, end_stream: bool = False) -> None:
-        """Send the status line and headers; the body follows with ``write``."""
+    async def start(self, status: int | None = None, *, end_stream: bool = False,
+                    repeated: Sequence[tuple[str, str]] = ()) -> None:
+        """Send the status line and headers; the body follows with ``write``.
+
+        ``repeated``: fields sent as given after ``headers``, for names that may appear
+        more than once (``set-cookie`` relayed by the proxy).
+        """
         if self.started:
             raise ResponseAlreadySent(f"stream {self.stream_id}: response already started")
         if status is not None:
@@ -239,9 +244,10 @@ class Response:
             headers.pop("content-length", None)
         # ``headers`` is a public dict: names written into it directly may be mixed case,
         # which HTTP/2 forbids on the wire.
-        await self._channel.send_head(
-            self.status, [(k if k.islower() else k.lower(), v) for k, v in headers.items()],
-            end)
+        fields = [(k if k.islower() else k.lower(), v) for k, v in headers.items()]
+        if repeated:
+            fields.extend(repeated)
+        await self._channel.send_head(self.status, fields, end)
 
     async def send_informational(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
         """Send a 1xx response (e.g. ``103 Early Hints``) before the final one."""

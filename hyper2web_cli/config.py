@@ -6,6 +6,9 @@
     header = ["X-Frame-Options: DENY"]
     ignore = ["*.log"]
 
+    [proxy]
+    "/api" = "http://localhost:8000"
+
 Keys are the option names without the dashes (``no-list`` or ``no_list``). A flag given on
 the command line wins over the file.
 """
@@ -47,7 +50,7 @@ def load_config(root: Path) -> tuple[Path | None, dict[str, Any]]:
 
 # Settings named as the option, where the parameter's own name differs.
 _ALIASES = {"headers": "header", "ignores": "ignore", "routes_file": "routes",
-            "open_browser": "open"}
+            "open_browser": "open", "proxies": "proxy"}
 
 
 class ConfigCommand(click.Command):
@@ -94,6 +97,9 @@ class ConfigCommand(click.Command):
             if param is None or param.name is None:
                 known = ", ".join(sorted(params))
                 raise click.ClickException(f"{path}: unknown setting {key!r} (known: {known})")
+            if param.name == "proxies" and isinstance(value, dict):
+                # [proxy] table: "/api" = "http://localhost:8000"
+                value = [f"{prefix}={url}" for prefix, url in value.items()]
             if param.multiple and not isinstance(value, list):
                 value = [value]  # ``header = "X-A: 1"`` is a list of one
             defaults[param.name] = value

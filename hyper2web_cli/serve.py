@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -63,6 +64,23 @@ def _parse_headers(ctx: click.Context, param: click.Parameter,
     return result
 
 
+def _parse_proxies(ctx: click.Context, param: click.Parameter,
+                   values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``"/api=http://localhost:8000"`` strings -> ``(prefix, url)`` pairs."""
+    result = []
+    for text in values:
+        prefix, sep, url = text.partition("=")
+        prefix, url = prefix.strip(), url.strip()
+        if not sep or not prefix.startswith("/"):
+            raise click.BadParameter(f"{text!r} is not PREFIX=URL (e.g. /api=http://"
+                                     "localhost:8000)", ctx, param)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise click.BadParameter(f"{url!r} is not an http:// or https:// URL", ctx, param)
+        result.append((prefix, url))
+    return result
+
+
 @click.command(cls=ConfigCommand, context_settings=CONTEXT,
               short_help="Serve a folder over HTTPS, with live reload.")
 @click.argument("root", default="./public", type=click.Path(path_type=Path))
@@ -108,6 +126,14 @@ def _parse_headers(ctx: click.Context, param: click.Parameter,
 @click.option("--http2-only", is_flag=True,
               help="Refuse clients that do not speak HTTP/2 instead of serving them "
                    "HTTP/1.1.")
+@click.option("--proxy", "proxies", multiple=True, metavar="PREFIX=URL",
+              callback=_parse_proxies,
+              help="Forward PREFIX to your backend, e.g. /api=http://localhost:8000 "
+                   "(repeatable). A URL with a path replaces the prefix.")
+@click.option("--proxy-change-origin", is_flag=True,
+              help="Send the backend its own Host instead of the browser's.")
+@click.option("--proxy-insecure", is_flag=True,
+              help="Accept a self-signed certificate from an https:// backend.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each request.")
 @click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Serve from this many processes sharing the port (up to one per core).")
@@ -131,6 +157,9 @@ def serve(ctx: click.Context, **values: Any) -> None:
               sw_allowed=opt.sw_allowed, cors=opt.cors, headers=opt.headers,
               http1=not opt.http2_only,
               live_reload=None if opt.no_reload else LiveReload())
+    for prefix, url in opt.proxies:
+        app.proxy(prefix, url, change_origin=opt.proxy_change_origin,
+                  verify=not opt.proxy_insecure)
     access_log = None if opt.quiet else AccessLog()
     app.access_logger = access_log
     routes_path = None if opt.no_routes else (opt.routes_file or find_routes(root))
@@ -216,6 +245,8 @@ def _print_banner(app: App, root: Path, routes_path: Path | None, certfile: Path
                 click.echo(f"    {line}")
     if routes_path is not None:
         click.echo(f"  Routes:  {routes_path} ({len(app.router.routes)} handlers)")
+    for entry in app.proxies:
+        click.echo(f"  Proxy:   {entry.prefix} -> {entry.upstream.url}")
     click.echo(f"  TLS:     {certfile}")
     if config_file is not None:
         click.echo(f"  Config:  {config_file}")

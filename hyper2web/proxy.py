@@ -1,0 +1,123 @@
+"""Forwarding a path prefix to the user's own backend (``serve --proxy /api=URL``).
+
+The front end keeps HTTPS and HTTP/2; the backend is spoken to over HTTP/1.1
+(``server.upstream``). As vite and caddy do, the path is passed unchanged; a target URL
+with a path replaces the prefix, as nginx's ``proxy_pass`` does (``/api=http://host:8000/``
+turns ``/api/users`` into ``/users``). Bodies stream both ways: an upload is not buffered,
+and a response is relayed as it arrives. Hop-by-hop fields are dropped, ``X-Forwarded-*``
+and ``Forwarded`` added, ``Host`` kept (``change_origin`` sends the backend's own), and a
+``Location`` pointing at the backend is rewritten to this server's origin.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .exceptions import StreamClosed
+from .http import Request, Response
+from .server.upstream import HEAD_TIMEOUT, Upstream, UpstreamError, UpstreamTimeout
+from .static import send_error_page
+
+log = logging.getLogger("hyper2web")
+
+# RFC 9110 section 7.6.1, and the fields a connection (not a message) carries.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+                        "proxy-authorization", "te", "trailer", "transfer-encoding",
+                        "upgrade", "host"})
+
+
+class Proxy:
+    """One prefix and the backend it goes to."""
+
+    def __init__(self, prefix: str, url: str, *, change_origin: bool = False,
+                 verify: bool = True, timeout: float = HEAD_TIMEOUT) -> None:
+        if not prefix.startswith("/"):
+            prefix = "/" + prefix
+        self.prefix = prefix.rstrip("/") or "/"
+        self.upstream = Upstream(url, verify=verify, head_timeout=timeout)
+        self.change_origin = change_origin
+
+    def __repr__(self) -> str:
+        return f"Proxy({self.prefix!r} -> {self.upstream.url!r})"
+
+    def matches(self, path: str) -> bool:
+        prefix = self.prefix
+        return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+    def target(self, raw_path: str) -> str:
+        """The request target for the backend (see the module docstring)."""
+        base = self.upstream.path
+        if not base:
+            return raw_path
+        rest = raw_path[len(self.prefix):] if self.prefix != "/" else raw_path
+        if not rest.startswith(("/", "?")):
+            rest = "/" + rest
+        return base.rstrip("/") + rest if rest.startswith("/") else base + rest
+
+    def forward_headers(self, request: Request) -> list[tuple[str, str]]:
+        host = request.headers.get(":authority") or request.headers.get("host") or ""
+        fields = [(name, value) for name, value in request.headers.items()
+                  if not name.startswith(":") and name not in HOP_BY_HOP
+                  and not name.startswith("x-forwarded-") and name != "forwarded"]
+        client = request.client[0] if request.client else "unknown"
+        earlier = request.headers.get("x-forwarded-for")
+        fields.insert(0, ("host", self.upstream.netloc if self.change_origin else host))
+        fields += [("x-forwarded-for", f"{earlier}, {client}" if earlier else client),
+                   ("x-forwarded-proto", "https"), ("x-forwarded-host", host),
+                   ("forwarded", f'for="{client}";proto=https;host="{host}"')]
+        return fields
+
+    async def forward(self, request: Request, response: Response) -> None:
+        """Send ``request`` to the backend and relay its answer; 502/504 when it fails."""
+        upstream = self.upstream
+        body = request.stream.source
+        if body is None and request.stream.data:
+            body = _Once(request.stream.data)
+        try:
+            answer = await upstream.exchange(request.method, self.target(request.raw_path),
+                                             self.forward_headers(request), body)
+        except UpstreamError as exc:
+            status = 504 if isinstance(exc, UpstreamTimeout) else 502
+            log.warning("proxy %s %s -> %s: %s", request.method, request.raw_path,
+                        upstream.origin, exc)
+            await send_error_page(response, status, f"{upstream.origin}: {exc}")
+            return
+        here = "https://" + (request.headers.get(":authority") or "localhost")
+        cookies: list[tuple[str, str]] = []  # each set-cookie stays a field of its own
+        for name, value in answer.headers:
+            name = name.lower()
+            if name in HOP_BY_HOP:
+                continue
+            if name in ("location", "content-location") and value.startswith(upstream.origin):
+                value = here + value[len(upstream.origin):]
+            if name == "set-cookie":
+                cookies.append((name, value))
+            elif name in response.headers:
+                response.headers[name] += ", " + value  # RFC 9110 section 5.3
+            else:
+                response.headers[name] = value
+        await response.start(answer.status, repeated=cookies)
+        try:
+            while chunk := await answer.read():
+                await response.write(chunk)
+        except UpstreamError as exc:
+            # Too late for a status: the stream is reset (the connection does it for an
+            # unfinished response), so the browser knows the body is cut.
+            log.warning("proxy %s %s -> %s: %s mid-body", request.method, request.raw_path,
+                        upstream.origin, exc)
+            return
+        except StreamClosed:
+            await answer.discard()
+            raise
+        await response.end()
+
+
+class _Once:
+    """A collected request body, as a reader (see ``Upstream.exchange``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def read(self) -> bytes:
+        data, self._data = self._data, b""
+        return data

@@ -1,0 +1,81 @@
+"""``serve --proxy PREFIX=URL`` and ``[proxy]`` in hyper2web.toml, against a real backend."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import run_cli
+
+
+class Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def backend() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def public(tmp_path: Path) -> Path:
+    root = tmp_path / "public"
+    root.mkdir()
+    (root / "index.html").write_text("<!doctype html><title>front</title>front")
+    return root
+
+
+def _get(server: Any, path: str) -> httpx.Response:
+    with httpx.Client(http2=True, verify=False, timeout=10) as client:
+        return client.get(server.url + path)
+
+
+def test_serve_proxy_forwards_a_prefix(cli_server: Any, public: Path, backend: str) -> None:
+    server = cli_server(["serve", str(public), "--port", "0", "--proxy", f"/api={backend}",
+                         "--proxy", f"/v2={backend}/next"])
+    assert f"Proxy:   /api -> {backend}" in "".join(server.output)
+    assert _get(server, "/api/users?x=1").json() == {"path": "/api/users?x=1"}
+    assert _get(server, "/v2/users").json() == {"path": "/next/users"}
+    assert "front" in _get(server, "/").text
+
+
+def test_the_proxy_table_in_hyper2web_toml(cli_server: Any, public: Path,
+                                           backend: str) -> None:
+    (public.parent / "hyper2web.toml").write_text(f'[proxy]\n"/api" = "{backend}/"\n')
+    server = cli_server(["serve", str(public), "--port", "0"])
+    assert _get(server, "/api/users").json() == {"path": "/users"}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("api=http://x", "is not PREFIX=URL"),
+    ("/api", "is not PREFIX=URL"),
+    ("/api=ftp://x", "is not an http:// or https:// URL"),
+])
+def test_a_bad_proxy_value_is_a_clear_error(public: Path, tmp_path: Path, value: str,
+                                            message: str) -> None:
+    result = run_cli(["serve", str(public), "--proxy", value], cwd=tmp_path,
+                     env={"HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,223 @@
+"""``app.proxy``: a prefix forwarded to a real backend (a stdlib ``http.server`` in a thread),
+over HTTP/2 and HTTP/1.1 in front; bodies streamed both ways; faults are clear pages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hyper2web import App
+from tests.server.h2client import H2Client
+from tests.support import PROTOCOLS, protocol_client
+
+
+class Backend(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+              cookies: tuple[str, ...] = ()) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        for cookie in cookies:
+            self.send_header("set-cookie", cookie)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path.startswith("/api/echo") or self.path.startswith("/echo"):
+            seen = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}
+            self._send(200, json.dumps(seen).encode(), {"content-type": "application/json"},
+                       cookies=("a=1; Path=/", "b=2; Path=/"))
+        elif self.path == "/api/redirect":
+            port = self.server.server_address[1]
+            self._send(302, b"", {"location": f"http://127.0.0.1:{port}/api/echo?x=1"})
+        elif self.path == "/api/slow-events":
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"d\r\ndata: first\n\n\r\n")
+            self.wfile.flush()
+            time.sleep(1.5)
+            self.wfile.write(b"e\r\ndata: second\n\n\r\n0\r\n\r\n")
+        elif self.path == "/api/sleep":
+            time.sleep(2)
+            self._send(200, b"late")
+        elif self.path == "/api/dies":
+            self.send_response(200)
+            self.send_header("content-length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            self._send(404, b"backend 404")
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = self.headers.get("content-length")
+        digest, size = hashlib.sha256(), 0
+        if length is not None:
+            data = self.rfile.read(int(length))
+            digest.update(data)
+            size = len(data)
+        else:  # chunked
+            while True:
+                line = self.rfile.readline()
+                chunk = int(line.split(b";")[0], 16)
+                if chunk == 0:
+                    self.rfile.readline()
+                    break
+                data = self.rfile.read(chunk)
+                self.rfile.readline()
+                digest.update(data)
+                size += len(data)
+        self._send(200, json.dumps({"size": size, "sha256": digest.hexdigest(),
+                                    "path": self.path}).encode(),
+                   {"content-type": "application/json"})
+
+
+@pytest.fixture
+def backend() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def proxied(serve_app: Any, tmp_path: Path, backend: str) -> Any:
+    (tmp_path / "index.html").write_text("<!doctype html><title>front</title>front")
+    app = App(root=tmp_path)
+
+    @app.get("api/local")
+    async def local(request, response):
+        await response.send(b"routes come first")
+
+    app.proxy("/api", backend, timeout=1.0)
+    app.proxy("/strip", backend + "/")
+    running = serve_app(app)
+    running.backend = backend
+    return running
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_prefix_goes_to_the_backend_unchanged_with_forwarding_fields(
+        proxied: Any, protocol: str) -> None:
+    with protocol_client(protocol) as client:
+        answer = client.get(f"https://localhost:{proxied.port}/api/echo?q=1",
+                            headers={"x-mine": "kept"})
+    assert answer.status_code == 200
+    seen = answer.json()
+    assert seen["path"] == "/api/echo?q=1"
+    headers = seen["headers"]
+    assert headers["host"] == f"localhost:{proxied.port}"  # kept, as vite does by default
+    assert headers["x-forwarded-proto"] == "https"
+    assert headers["x-forwarded-host"] == f"localhost:{proxied.port}"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["forwarded"] == f'for="127.0.0.1";proto=https;host="localhost:{proxied.port}"'
+    assert headers["x-mine"] == "kept"
+    assert "connection" not in headers or headers["connection"] != "upgrade"
+    assert answer.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
+
+
+def test_a_target_with_a_path_replaces_the_prefix(proxied: Any) -> None:
+    with protocol_client("HTTP/2") as client:
+        answer = client.get(f"https://localhost:{proxied.port}/strip/echo")
+    assert answer.json()["path"] == "/echo"
+
+
+def test_routes_come_first_then_proxies_then_static_files(proxied: Any) -> None:
+    with protocol_client("HTTP/2") as client:
+        base = f"https://localhost:{proxied.port}"
+        assert client.get(base + "/api/local").text == "routes come first"
+        assert client.get(base + "/api/nothing").text == "backend 404"
+        assert "front" in client.get(base + "/").text
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_an_upload_streams_to_the_backend(proxied: Any, protocol: str) -> None:
+    body = b"0123456789abcdef" * (2 * 1024 * 1024 // 16)  # 2 MiB
+
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(body), 65536):
+            yield body[start:start + 65536]
+
+    with protocol_client(protocol) as client:
+        answer = client.post(f"https://localhost:{proxied.port}/api/upload", content=pieces())
+    assert answer.json() == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+                             "path": "/api/upload"}
+
+
+def test_a_location_at_the_backend_is_rewritten_to_this_server(proxied: Any) -> None:
+    with protocol_client("HTTP/2") as client:
+        answer = client.get(f"https://localhost:{proxied.port}/api/redirect")
+    assert answer.status_code == 302
+    assert answer.headers["location"] == f"https://localhost:{proxied.port}/api/echo?x=1"
+
+
+def test_an_event_stream_is_relayed_as_it_arrives(proxied: Any) -> None:
+    with httpx.Client(http2=True, verify=False, timeout=10) as client, \
+            client.stream("GET", f"https://localhost:{proxied.port}/api/slow-events") as answer:
+        started = time.monotonic()
+        first = next(answer.iter_raw())
+        assert b"data: first" in first
+        assert time.monotonic() - started < 1.0  # before the backend's second event
+
+
+def test_a_backend_that_is_down_gives_a_502_that_names_it(serve_app: Any, tmp_path: Path,
+                                                          caplog: Any) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once closed
+    app = App(root=tmp_path)
+    app.proxy("/api", f"http://127.0.0.1:{port}")
+    running = serve_app(app)
+    with caplog.at_level("INFO", logger="hyper2web"), protocol_client("HTTP/2") as client:
+        answer = client.get(f"https://localhost:{running.port}/api/x")
+        assert answer.status_code == 502
+        assert f"http://127.0.0.1:{port}" in answer.text
+        assert "connection refused: is your backend running?" in answer.text
+        assert client.get(f"https://localhost:{running.port}/api/y").status_code == 502
+    lines = [r for r in caplog.records if "proxy" in r.getMessage()]
+    assert len(lines) == 2 and all(r.exc_info is None for r in lines)  # no traceback
+
+
+def test_a_slow_backend_gives_504(proxied: Any) -> None:
+    with protocol_client("HTTP/2") as client:
+        answer = client.get(f"https://localhost:{proxied.port}/api/sleep")
+    assert answer.status_code == 504
+
+
+def test_a_backend_that_dies_mid_body_resets_that_stream_only(proxied: Any) -> None:
+    with H2Client(proxied.port) as client:
+        cut = client.request("/api/dies")
+        client.read_until(lambda: client.streams[cut].done, timeout=10)
+        assert client.streams[cut].reset is not None  # not a clean end: the body is cut
+        after = client.get("/api/echo")  # the same connection serves on
+        assert after.status == 200
+
+
+def test_keep_alive_reuses_backend_connections(proxied: Any) -> None:
+    with protocol_client("HTTP/2") as client:
+        for _ in range(5):
+            assert client.get(f"https://localhost:{proxied.port}/api/echo").status_code == 200
+    api = next(p for p in proxied.app.proxies if p.prefix == "/api")
+    assert len(api.upstream._idle) == 1  # one connection, used five times
