@@ -11,11 +11,19 @@ and ``Forwarded`` added, ``Host`` kept (``change_origin`` sends the backend's ow
 
 from __future__ import annotations
 
+import gzip
 import logging
+import zlib
 
 from .exceptions import StreamClosed
 from .http import Request, Response
-from .server.upstream import HEAD_TIMEOUT, Upstream, UpstreamError, UpstreamTimeout
+from .server.upstream import (
+    HEAD_TIMEOUT,
+    Upstream,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from .static import send_error_page
 
 log = logging.getLogger("hyper2web")
@@ -96,8 +104,22 @@ class Proxy:
                 response.headers[name] += ", " + value  # RFC 9110 section 5.3
             else:
                 response.headers[name] = value
+        first = b""
+        if self._injects(request, response, answer.status):
+            try:
+                first = await self._with_script(answer, response)
+            except UpstreamError as exc:
+                log.warning("proxy %s %s -> %s: %s mid-body", request.method,
+                            request.raw_path, upstream.origin, exc)
+                response.headers.clear()
+                await send_error_page(response, 502, f"{upstream.origin}: {exc}")
+                return
+            if response.finished:
+                return
         await response.start(answer.status, repeated=cookies)
         try:
+            if first:
+                await response.write(first)
             while chunk := await answer.read():
                 await response.write(chunk)
         except UpstreamError as exc:
@@ -110,6 +132,62 @@ class Proxy:
             await answer.discard()
             raise
         await response.end()
+
+
+    def _injects(self, request: Request, response: Response, status: int) -> bool:
+        """Live reload is on and this is an HTML page: it gets the reload client too."""
+        return response.html_filter is not None and request.method == "GET" \
+            and status == 200 \
+            and response.headers.get("content-type", "").startswith("text/html")
+
+    async def _with_script(self, answer: UpstreamResponse, response: Response) -> bytes:
+        """Read the page (up to ``MAX_PAGE``) and inject the live reload client, as for
+        static files: decoded first when the backend compressed it. Returns what was read
+        when it cannot be done (too large, an unknown coding): it goes out as it came."""
+        pieces, size = [], 0
+        while chunk := await answer.read():
+            pieces.append(chunk)
+            size += len(chunk)
+            if size > MAX_PAGE:
+                return b"".join(pieces)
+        page = b"".join(pieces)
+        coding = response.headers.get("content-encoding", "identity").strip().lower()
+        decoded = _decode(coding, page)
+        if decoded is None:
+            return page
+        assert response.html_filter is not None
+        page = response.html_filter(decoded)
+        for name in ("content-encoding", "content-length", "etag", "content-md5"):
+            response.headers.pop(name, None)
+        response.headers["content-length"] = str(len(page))
+        await response.start(answer.status)
+        await response.write(page, end=True)
+        return b""
+
+
+MAX_PAGE = 16 * 1024 * 1024  # an HTML page larger than this goes out without the script
+
+
+def _decode(coding: str, data: bytes) -> bytes | None:
+    """``data`` without its content coding; None for a coding not known here."""
+    try:
+        if coding in ("identity", ""):
+            return data
+        if coding in ("gzip", "x-gzip"):
+            return gzip.decompress(data)
+        if coding == "deflate":
+            return zlib.decompress(data)
+        if coding == "br":
+            import brotli
+
+            return bytes(brotli.decompress(data))
+        if coding == "zstd":
+            import zstandard
+
+            return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(data))
+    except Exception:  # noqa: BLE001 - a broken body is relayed as it came
+        return None
+    return None
 
 
 class _Once:

@@ -50,7 +50,7 @@ def load_config(root: Path) -> tuple[Path | None, dict[str, Any]]:
 
 # Settings named as the option, where the parameter's own name differs.
 _ALIASES = {"headers": "header", "ignores": "ignore", "routes_file": "routes",
-            "open_browser": "open", "proxies": "proxy"}
+            "open_browser": "open", "proxies": "proxy", "watches": "watch"}
 
 
 class ConfigCommand(click.Command):

@@ -116,6 +116,10 @@ def _parse_proxies(ctx: click.Context, param: click.Parameter,
 @click.option("--ignore", "ignores", multiple=True, metavar="GLOB",
               help="Do not reload for files matching GLOB (repeatable); .git, node_modules, "
                    "__pycache__, .venv and editor swap files are always ignored.")
+@click.option("--watch", "watches", multiple=True, metavar="PATH",
+              type=click.Path(exists=True, path_type=Path),
+              help="Also reload the pages when PATH changes (repeatable): e.g. your "
+                   "backend's templates, with --proxy.")
 @click.option("--poll", is_flag=True,
               help="Watch files by polling (for network drives and WSL's /mnt; chosen "
                    "automatically where change events do not arrive).")
@@ -187,7 +191,8 @@ def serve(ctx: click.Context, **values: Any) -> None:
         """In each serving process: its own watcher (so every tab reloads, whichever
         worker holds its connection)."""
         if app.live_reload is not None:
-            watcher = SiteWatcher(app, root, routes_path, ignore=opt.ignores, poll=opt.poll)
+            watcher = SiteWatcher(app, root, routes_path, ignore=opt.ignores, poll=opt.poll,
+                                  extra=opt.watches)
             watcher.start()
             watchers.append(watcher)
 

@@ -224,7 +224,8 @@ class SiteWatcher:
     """Watches a served folder and its routes module for one ``App`` with live reload."""
 
     def __init__(self, app: Any, root: Path, routes_path: Path | None, *,
-                 ignore: Iterable[str] = (), poll: bool = False) -> None:
+                 ignore: Iterable[str] = (), poll: bool = False,
+                 extra: Iterable[Path] = ()) -> None:
         self.app = app
         self.hub = app.live_reload
         self.root = Path(os.path.realpath(root))
@@ -238,6 +239,11 @@ class SiteWatcher:
                 poll = True
         self.watchers = [Watcher([self.root], self.on_site_changes, ignore=ignore, poll=poll,
                                  name="watch-site")]
+        for path in extra:
+            # Folders outside the served root (a backend's templates, with --proxy): any
+            # change reloads the pages, which the backend renders.
+            self.watchers.append(Watcher([Path(os.path.realpath(path))], self.on_extra_changes,
+                                         ignore=ignore, poll=poll, name="watch-extra"))
         if routes_path is not None:
             folder = Path(os.path.realpath(routes_path)).parent
             self.watchers.append(Watcher([folder], self.on_routes_changes, ignore=ignore,
@@ -274,6 +280,10 @@ class SiteWatcher:
                 only_css = False
         if paths:
             self.hub.post("css" if only_css else "reload", {"paths": paths})
+
+    def on_extra_changes(self, changes: Changes) -> None:
+        if changes:
+            self.hub.post("reload", {"paths": []})
 
     def on_routes_changes(self, changes: Changes) -> None:
         if any(path.endswith(".py") for _, path in changes):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,7 +56,11 @@ def _get(server: Any, path: str) -> httpx.Response:
 def test_serve_proxy_forwards_a_prefix(cli_server: Any, public: Path, backend: str) -> None:
     server = cli_server(["serve", str(public), "--port", "0", "--proxy", f"/api={backend}",
                          "--proxy", f"/v2={backend}/next"])
-    assert f"Proxy:   /api -> {backend}" in "".join(server.output)
+    assert _get(server, "/api/users?x=1").json() == {"path": "/api/users?x=1"}
+    deadline = time.monotonic() + 5  # the banner's lines after the URL are read by a thread
+    while f"Proxy:   /api -> {backend}" not in "".join(server.output):
+        assert time.monotonic() < deadline, "".join(server.output)
+        time.sleep(0.02)
     assert _get(server, "/api/users?x=1").json() == {"path": "/api/users?x=1"}
     assert _get(server, "/v2/users").json() == {"path": "/next/users"}
     assert "front" in _get(server, "/").text
@@ -79,3 +84,28 @@ def test_a_bad_proxy_value_is_a_clear_error(public: Path, tmp_path: Path, value:
                      env={"HOME": str(tmp_path)})
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_watch_reloads_the_pages_when_a_folder_outside_the_root_changes(
+        cli_server: Any, public: Path, tmp_path: Path, backend: str) -> None:
+    from tests.reload.livekit import HttpxEventStream
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "page.html").write_text("<p>one</p>")
+    server = cli_server(["serve", str(public), "--port", "0", "--proxy", f"/app={backend}",
+                         "--watch", str(templates)])
+    events = HttpxEventStream(server.url)
+    try:
+        assert events.next().kind == "hello"
+        (templates / "page.html").write_text("<p>two</p>")
+        reload = events.until(lambda event: event.kind == "reload")
+        assert reload.paths == []  # every page: the backend renders them
+    finally:
+        events.close()
+
+
+def test_watch_needs_an_existing_path(public: Path, tmp_path: Path) -> None:
+    result = run_cli(["serve", str(public), "--watch", str(tmp_path / "nope")], cwd=tmp_path,
+                     env={"HOME": str(tmp_path)})
+    assert result.returncode == 2 and "does not exist" in result.stderr

@@ -221,3 +221,49 @@ def test_keep_alive_reuses_backend_connections(proxied: Any) -> None:
             assert client.get(f"https://localhost:{proxied.port}/api/echo").status_code == 200
     api = next(p for p in proxied.app.proxies if p.prefix == "/api")
     assert len(api.upstream._idle) == 1  # one connection, used five times
+
+
+PAGE = b"<!doctype html><html><head><title>rendered</title></head><body>hi</body></html>"
+
+
+class Pages(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        import gzip as gz
+
+        body, coding = (gz.compress(PAGE), "gzip") if self.path == "/gz" else (PAGE, None)
+        self.send_response(200)
+        self.send_header("content-type", "text/html; charset=utf-8")
+        if coding:
+            self.send_header("content-encoding", coding)
+        self.send_header("content-length", str(len(body)))
+        self.send_header("etag", '"v1"')
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("path", ["/plain", "/gz"])
+def test_server_rendered_pages_get_the_live_reload_client(serve_app: Any, tmp_path: Path,
+                                                          path: str) -> None:
+    from hyper2web.reload import LiveReload
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app = App(root=tmp_path, live_reload=LiveReload())
+        app.proxy("/", f"http://127.0.0.1:{server.server_address[1]}")
+        running = serve_app(app)
+        with httpx.Client(http2=True, verify=False, timeout=10) as client:
+            answer = client.get(f"https://localhost:{running.port}{path}",
+                                headers={"accept-encoding": "identity"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answer.status_code == 200
+    assert b"/__hyper2web__/client.js" in answer.content and b"rendered" in answer.content
+    assert "content-encoding" not in answer.headers and "etag" not in answer.headers
+    assert int(answer.headers["content-length"]) == len(answer.content)
