@@ -342,7 +342,11 @@ class App(Serving):
             return
         match = self.router.resolve(WEBSOCKET, request.path)
         if match.handler is None:
-            await send_error_page(response, 404)
+            proxy = self._proxy_for(request.path) if self.proxies else None
+            if proxy is not None:
+                await proxy.bridge(request, response)
+            else:
+                await send_error_page(response, 404)
             return
         request.para = match.params
         await run_websocket(match.handler, request, response,

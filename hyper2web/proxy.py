@@ -11,14 +11,19 @@ and ``Forwarded`` added, ``Host`` kept (``change_origin`` sends the backend's ow
 
 from __future__ import annotations
 
+import base64
 import gzip
 import logging
+import os
 import zlib
 
+from ._curio import curio
 from .exceptions import StreamClosed
 from .http import Request, Response
+from .server.protocol.ws import accept_headers, handshake_error
 from .server.upstream import (
     HEAD_TIMEOUT,
+    Tunnel,
     Upstream,
     UpstreamError,
     UpstreamResponse,
@@ -134,6 +139,54 @@ class Proxy:
         await response.end()
 
 
+    async def bridge(self, request: Request, response: Response) -> None:
+        """A browser's WebSocket to a proxied path: an HTTP/1.1 Upgrade to the backend,
+        then the frames relayed as they are, both ways, until either side closes.
+
+        The frames need no decoding: the browser's are masked as a client's must be, the
+        backend's unmasked as a server's are, and an extension the backend accepts (say
+        permessage-deflate) is passed on to the browser with its answer.
+        """
+        error = handshake_error(request.headers)
+        if error is not None:
+            await send_error_page(response, 400, f"not a WebSocket handshake: {error}")
+            return
+        upstream = self.upstream
+        fields = [(name, value) for name, value in self.forward_headers(request)
+                  if name not in ("sec-websocket-key", "sec-websocket-version")]
+        fields += [("upgrade", "websocket"), ("connection", "Upgrade"),
+                   ("sec-websocket-key", base64.b64encode(os.urandom(16)).decode()),
+                   ("sec-websocket-version", "13")]
+        try:
+            status, head, tunnel = await upstream.open_tunnel(
+                self.target(request.raw_path), fields)
+        except UpstreamError as exc:
+            status = 504 if isinstance(exc, UpstreamTimeout) else 502
+            log.warning("proxy WebSocket %s -> %s: %s", request.raw_path, upstream.origin, exc)
+            await send_error_page(response, status, f"{upstream.origin}: {exc}")
+            return
+        if tunnel is None:
+            await send_error_page(response, status if status >= 400 else 502,
+                                  f"{upstream.origin} did not accept the WebSocket ({status})")
+            return
+        chosen = dict((name.lower(), value) for name, value in head)
+        response.set_headers(accept_headers(request.headers, None))
+        for name in ("sec-websocket-protocol", "sec-websocket-extensions"):
+            if name in chosen:
+                response.set_header(name, chosen[name])
+        await response.start(101 if request.http_version.startswith("1") else 200)
+        try:
+            async with curio.TaskGroup(wait=any) as pumps:
+                await pumps.spawn(_pump_up, request, tunnel)
+                await pumps.spawn(_pump_down, tunnel, response)
+        finally:
+            await tunnel.close()
+        if not response.finished:
+            try:
+                await response.end()
+            except StreamClosed:
+                pass
+
     def _injects(self, request: Request, response: Response, status: int) -> bool:
         """Live reload is on and this is an HTML page: it gets the reload client too."""
         return response.html_filter is not None and request.method == "GET" \
@@ -188,6 +241,27 @@ def _decode(coding: str, data: bytes) -> bytes | None:
     except Exception:  # noqa: BLE001 - a broken body is relayed as it came
         return None
     return None
+
+
+async def _pump_up(request: Request, tunnel: Tunnel) -> None:
+    """The browser's frames to the backend, until the browser's side ends."""
+    source = request.stream.source
+    if source is None:
+        return
+    try:
+        while chunk := await source.read():
+            await tunnel.write(chunk)
+    except (StreamClosed, UpstreamError):
+        pass
+
+
+async def _pump_down(tunnel: Tunnel, response: Response) -> None:
+    """The backend's frames to the browser, until the backend closes."""
+    try:
+        while data := await tunnel.read():
+            await response.write(data)
+    except StreamClosed:
+        pass
 
 
 class _Once:

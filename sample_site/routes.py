@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 from hyper2web import HTTPError
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_by_rank ON records (level, score DESC, id);
 """
-RANKED = "ORDER BY score DESC, id"  # among equal scores, the earlier record stays ahead
+RANKED = "ORDER BY score DESC, id"
+MIGRATING = threading.Lock()  # among equal scores, the earlier record stays ahead
 
 
 class BadRequest(Exception):
@@ -70,12 +72,21 @@ def connect():
 
 
 def migrate_json(db):
-    """Move the records of a records.json into the database, once."""
+    """Move the records of a records.json into the database, once (requests run in
+    threads: one moves it, the others find it gone)."""
     path = json_path()
     if not path.exists():
         return
+    with MIGRATING:
+        if path.exists():
+            _move_in(db, path)
+
+
+def _move_in(db, path):
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return  # another worker process moved it in
     except (OSError, ValueError) as exc:
         # Never drop a file that cannot be read: the records in it would be lost.
         raise RuntimeError(f"cannot read the records in {path}: {exc}") from None

@@ -82,6 +82,32 @@ class Upstream:
             await conn.close()
             raise UpstreamError(f"the backend closed the connection ({exc})") from None
 
+    async def open_tunnel(self, target: str, headers: Sequence[tuple[str, str]]
+                          ) -> tuple[int, list[tuple[str, str]], Tunnel | None]:
+        """An HTTP/1.1 Upgrade on a connection of its own (never pooled): the backend's
+        status and fields, and with 101 the tunnel, its bytes raw both ways."""
+        conn = await self._connect()
+        try:
+            await conn._send(h11.Request(method="GET", target=target, headers=list(headers)))
+            await conn._send(h11.EndOfMessage())
+            async with curio.timeout_after(self.head_timeout):
+                while True:
+                    event = await conn.next_event()
+                    if type(event) in (h11.InformationalResponse, h11.Response):
+                        break
+        except curio.TaskTimeout:
+            await conn.close()
+            raise UpstreamTimeout(f"no answer within {self.head_timeout:g} s") from None
+        except BaseException:
+            await conn.close()
+            raise
+        head = [(name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in event.headers]
+        if event.status_code != 101 or conn.h11.our_state is not h11.SWITCHED_PROTOCOL:
+            await conn.close()
+            return event.status_code, head, None
+        return 101, head, Tunnel(conn.sock, conn.h11.trailing_data[0])
+
     async def _connect(self) -> _Conn:
         try:
             async with curio.timeout_after(CONNECT_TIMEOUT):
@@ -103,6 +129,36 @@ class Upstream:
             return False
         self._idle.append(conn)
         return True
+
+
+class Tunnel:
+    """The raw bytes of an upgraded connection to the backend."""
+
+    def __init__(self, sock: Any, leftover: bytes) -> None:
+        self.sock = sock
+        self._leftover = leftover
+
+    async def read(self) -> bytes:
+        if self._leftover:
+            data, self._leftover = self._leftover, b""
+            return data
+        try:
+            received: bytes = await self.sock.recv(READ_SIZE)
+        except OSError:
+            return b""
+        return received
+
+    async def write(self, data: bytes) -> None:
+        try:
+            await self.sock.sendall(data)
+        except OSError as exc:
+            raise UpstreamError(f"the backend's WebSocket closed: {exc}") from None
+
+    async def close(self) -> None:
+        try:
+            await self.sock.close()
+        except OSError:
+            pass
 
 
 class _Stale(Exception):

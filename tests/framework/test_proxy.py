@@ -267,3 +267,96 @@ def test_server_rendered_pages_get_the_live_reload_client(serve_app: Any, tmp_pa
     assert b"/__hyper2web__/client.js" in answer.content and b"rendered" in answer.content
     assert "content-encoding" not in answer.headers and "etag" not in answer.headers
     assert int(answer.headers["content-length"]) == len(answer.content)
+
+
+@pytest.fixture
+def ws_backend() -> Iterator[tuple[str, list[str]]]:
+    from websockets.sync.server import serve
+
+    seen: list[str] = []
+
+    def handler(connection: Any) -> None:
+        seen.append(connection.request.path)
+        for message in connection:
+            if message == "bye":
+                connection.close(4001, "backend says bye")
+                return
+            connection.send(f"backend: {message}")
+
+    server = serve(handler, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.socket.getsockname()[1]}", seen
+    server.shutdown()
+
+
+def test_a_websocket_is_bridged_to_the_backend_over_http11(serve_app: Any, tmp_path: Path,
+                                                            ws_backend: Any) -> None:
+    import asyncio
+    import ssl
+
+    import websockets
+
+    url, seen = ws_backend
+    app = App(root=tmp_path)
+    app.proxy("/ws", url)
+    running = serve_app(app)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+
+    async def talk() -> tuple[str, int, str]:
+        async with websockets.connect(f"wss://127.0.0.1:{running.port}/ws/chat",
+                                      ssl=ctx) as ws:
+            await ws.send("hello")
+            echoed = await ws.recv()
+            await ws.send("bye")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return echoed, closed.value.rcvd.code, closed.value.rcvd.reason
+
+    assert asyncio.run(asyncio.wait_for(talk(), 20)) == ("backend: hello", 4001,
+                                                          "backend says bye")
+    assert seen == ["/ws/chat"]
+
+
+def test_a_websocket_over_http2_is_bridged_too(serve_app: Any, tmp_path: Path,
+                                               ws_backend: Any) -> None:
+    from wsproto.connection import Connection, ConnectionType
+    from wsproto.events import TextMessage
+
+    url, _ = ws_backend
+    app = App(root=tmp_path)
+    app.proxy("/ws", url)
+    running = serve_app(app)
+    with H2Client(running.port, normalize=False, handshake=True) as client:
+        sid = client.request("/ws/h2", "CONNECT", end_stream=False, headers=[
+            (":protocol", "websocket"), ("sec-websocket-version", "13")])
+        stream = client.streams[sid]
+        client.read_until(lambda: stream.status is not None)
+        assert stream.status == 200
+        framing = Connection(ConnectionType.CLIENT)
+        client.send_body(sid, framing.send(TextMessage(data="over h2")), end_stream=False)
+        got: list[Any] = []
+
+        def echoed() -> bool:
+            while stream.chunks:
+                framing.receive_data(stream.chunks.pop(0))
+                got.extend(framing.events())
+            return any(isinstance(e, TextMessage) for e in got)
+
+        client.read_until(echoed)
+    assert [e.data for e in got if isinstance(e, TextMessage)] == ["backend: over h2"]
+
+
+def test_a_websocket_to_a_backend_that_is_down_is_a_502(serve_app: Any, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = App(root=tmp_path)
+    app.proxy("/ws", f"http://127.0.0.1:{port}")
+    running = serve_app(app)
+    with H2Client(running.port, normalize=False, handshake=True) as client:
+        sid = client.request("/ws/x", "CONNECT", end_stream=False, headers=[
+            (":protocol", "websocket"), ("sec-websocket-version", "13")])
+        client.read_until(lambda: client.streams[sid].status is not None)
+        assert client.streams[sid].status == 502
