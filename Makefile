@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LOWEST := .venvs/lowest
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve test test-versions bench-reload bench profile stress lint format clean dist
+.PHONY: serve test test-versions bench-reload bench bench-proxy profile stress lint format clean dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+
+# A proxied JSON route: hyper2web vs nginx proxy_pass vs caddy reverse_proxy (bench/PROXY.md).
+bench-proxy: $(BENCH_STAMP)
+	$(BIN)/python bench/proxy_bench.py
 
 # Attacks on a real hyper2web serve (loopback, about 3 minutes); writes bench/STRESS.md.
 stress: $(STAMP)

@@ -22,7 +22,7 @@ from .config import READ_SIZE
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach the backend
 HEAD_TIMEOUT = 60.0  # seconds for the backend's response head (504 past it)
-IDLE_KEPT = 8  # idle keep-alive connections kept per backend
+IDLE_KEPT = 64  # idle keep-alive connections kept per backend (a page may ask many at once)
 
 
 class Reader(Protocol):
