@@ -62,6 +62,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/proxy_bench.py
 
 # A proxied JSON route: hyper2web vs nginx proxy_pass vs caddy reverse_proxy (bench/PROXY.md).
 bench-proxy: $(BENCH_STAMP)

@@ -183,15 +183,16 @@ class App(Serving):
         return self.route("DELETE", route, handler)
 
     def proxy(self, prefix: str, url: str, *, change_origin: bool = False,
-              verify: bool = True, timeout: float = 60.0) -> Proxy:
+              verify: bool = True, timeout: float = 60.0, inject: bool = True) -> Proxy:
         """Forward requests under ``prefix`` to the backend at ``url`` (``http://`` or
         ``https://``). Routes come first, then proxies (longest prefix first), then static
         files. The path goes unchanged, unless ``url`` has a path: then it replaces the
         prefix (``proxy("/api", "http://localhost:8000/")``: ``/api/x`` -> ``/x``).
         ``change_origin`` sends the backend its own ``Host``; ``verify=False`` accepts a
-        self-signed backend; ``timeout``: seconds for its answer to begin (504 past it)."""
+        self-signed backend; ``timeout``: seconds for its answer to begin (504 past it);
+        ``inject=False`` leaves its HTML pages without the live reload client."""
         entry = Proxy(prefix, url, change_origin=change_origin, verify=verify,
-                      timeout=timeout)
+                      timeout=timeout, inject=inject)
         self.proxies.append(entry)
         self.proxies.sort(key=lambda p: len(p.prefix), reverse=True)
         return entry

@@ -43,12 +43,14 @@ class Proxy:
     """One prefix and the backend it goes to."""
 
     def __init__(self, prefix: str, url: str, *, change_origin: bool = False,
-                 verify: bool = True, timeout: float = HEAD_TIMEOUT) -> None:
+                 verify: bool = True, timeout: float = HEAD_TIMEOUT,
+                 inject: bool = True) -> None:
         if not prefix.startswith("/"):
             prefix = "/" + prefix
         self.prefix = prefix.rstrip("/") or "/"
         self.upstream = Upstream(url, verify=verify, head_timeout=timeout)
         self.change_origin = change_origin
+        self.inject = inject  # HTML pages get the live reload client (when reload is on)
 
     def __repr__(self) -> str:
         return f"Proxy({self.prefix!r} -> {self.upstream.url!r})"
@@ -189,7 +191,8 @@ class Proxy:
 
     def _injects(self, request: Request, response: Response, status: int) -> bool:
         """Live reload is on and this is an HTML page: it gets the reload client too."""
-        return response.html_filter is not None and request.method == "GET" \
+        return self.inject and response.html_filter is not None \
+            and request.method == "GET" \
             and status == 200 \
             and response.headers.get("content-type", "").startswith("text/html")
 

@@ -136,6 +136,8 @@ def _parse_proxies(ctx: click.Context, param: click.Parameter,
                    "(repeatable). A URL with a path replaces the prefix.")
 @click.option("--proxy-change-origin", is_flag=True,
               help="Send the backend its own Host instead of the browser's.")
+@click.option("--proxy-no-inject", is_flag=True,
+              help="Leave the backend's HTML pages without the live reload script.")
 @click.option("--proxy-insecure", is_flag=True,
               help="Accept a self-signed certificate from an https:// backend.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each request.")
@@ -163,7 +165,7 @@ def serve(ctx: click.Context, **values: Any) -> None:
               live_reload=None if opt.no_reload else LiveReload())
     for prefix, url in opt.proxies:
         app.proxy(prefix, url, change_origin=opt.proxy_change_origin,
-                  verify=not opt.proxy_insecure)
+                  verify=not opt.proxy_insecure, inject=not opt.proxy_no_inject)
     access_log = None if opt.quiet else AccessLog()
     app.access_logger = access_log
     routes_path = None if opt.no_routes else (opt.routes_file or find_routes(root))

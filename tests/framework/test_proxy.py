@@ -360,3 +360,52 @@ def test_a_websocket_to_a_backend_that_is_down_is_a_502(serve_app: Any, tmp_path
             (":protocol", "websocket"), ("sec-websocket-version", "13")])
         client.read_until(lambda: client.streams[sid].status is not None)
         assert client.streams[sid].status == 502
+
+
+@pytest.fixture
+def tls_backend(cert_pair: tuple[Path, Path]) -> Iterator[str]:
+    import ssl
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert_pair[0]), str(cert_pair[1]))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_https_backend_is_verified_unless_told_not_to(serve_app: Any, tmp_path: Path,
+                                                         tls_backend: str) -> None:
+    app = App(root=tmp_path)
+    app.proxy("/checked", tls_backend + "/api")
+    app.proxy("/trusted", tls_backend + "/api", verify=False, change_origin=True)
+    running = serve_app(app)
+    with protocol_client("HTTP/2") as client:
+        refused = client.get(f"https://localhost:{running.port}/checked/echo")
+        assert refused.status_code == 502
+        assert "TLS with the backend failed" in refused.text
+        answer = client.get(f"https://localhost:{running.port}/trusted/echo")
+    assert answer.status_code == 200
+    seen = answer.json()
+    assert seen["path"] == "/api/echo"
+    assert seen["headers"]["host"] == tls_backend.removeprefix("https://")  # change_origin
+
+
+def test_inject_false_leaves_backend_pages_as_they_are(serve_app: Any, tmp_path: Path) -> None:
+    from hyper2web.reload import LiveReload
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app = App(root=tmp_path, live_reload=LiveReload())
+        app.proxy("/", f"http://127.0.0.1:{server.server_address[1]}", inject=False)
+        running = serve_app(app)
+        with httpx.Client(http2=True, verify=False, timeout=10) as client:
+            answer = client.get(f"https://localhost:{running.port}/plain")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answer.content == PAGE and answer.headers["etag"] == '"v1"'
