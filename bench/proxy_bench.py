@@ -36,11 +36,16 @@ PATH = "/api/records"
 MEAN = re.compile(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)")
 
 
+def _temp_paths(prefix: Path) -> str:
+    """nginx's temporary folders, inside ``prefix`` (it would write to /var otherwise)."""
+    return "\n".join(f"  {name}_temp_path {prefix / name};"
+                     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+
+
 def backend_conf(scratch: Path, port: int, body: str) -> Path:
     prefix = scratch / "backend"
     prefix.mkdir(exist_ok=True)
-    temp = "\n".join(f"  {name}_temp_path {prefix / name};"
-                     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = _temp_paths(prefix)
     path = prefix / "nginx.conf"
     path.write_text(f"""worker_processes 1; daemon off; pid {prefix / 'pid'};
 error_log {prefix / 'error.log'} warn;
@@ -59,8 +64,7 @@ http {{
 def nginx_front_conf(paths: servers.Paths, port: int, backend: int) -> Path:
     prefix = paths.scratch / "front-nginx"
     prefix.mkdir(exist_ok=True)
-    temp = "\n".join(f"  {name}_temp_path {prefix / name};"
-                     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = _temp_paths(prefix)
     listen = (f"listen {HOST}:{port} ssl; http2 on;" if servers.nginx_version() >= (1, 25, 1)
               else f"listen {HOST}:{port} ssl http2;")
     path = prefix / "nginx.conf"
