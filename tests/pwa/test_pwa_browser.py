@@ -118,7 +118,8 @@ def test_the_game_in_chromium(cli_server: Callable[..., Any], trusted_env: dict[
                            ".startsWith('No records yet')")
     # A note, not the first entry of a numbered list.
     assert top10.count() == 1
-    assert top10.first.evaluate("e => getComputedStyle(e).listStyleType") == "none"
+    page.wait_for_function("getComputedStyle(document.querySelector('#top10 li'))"
+                           ".listStyleType === 'none'", timeout=5000)
     # The level selector: level 3 (Hard), with the keyboard.
     board = page.locator("#board")
     board.focus()
@@ -151,7 +152,10 @@ def test_the_game_in_chromium(cli_server: Callable[..., Any], trusted_env: dict[
     page.wait_for_function("document.querySelector('#top10 li').textContent"
                            ".startsWith('Tester')")
     assert top10.first.inner_text() == f"Tester: {score}"
-    assert top10.first.evaluate("e => getComputedStyle(e).listStyleType") == "decimal"
+    # The list is drawn twice (the POST's answer and the live frame), so the style is
+    # read in one step in the page, on whichever list item is attached at that moment.
+    page.wait_for_function("getComputedStyle(document.querySelector('#top10 li'))"
+                           ".listStyleType === 'decimal'", timeout=5000)
     unit = "point" if score == 1 else "points"
     assert f"Game over: {score} {unit}." in page.locator("#message").inner_text()
     page.wait_for_function("document.getElementById('message').textContent"
