@@ -295,7 +295,8 @@ class App(Serving):
         return StaticFiles(self.root, self.default_file, spa=self.spa, listing=self.listing,
                            early_hints=self.early_hints, sw_allowed=self.sw_allowed,
                            html_filter=inject_script if self.live_reload is not None else None,
-                           private=[self.certfile, self.keyfile, *self.private_files])
+                           private=[self.certfile, self.keyfile, *self.private_files],
+                           versioned_modules=self.live_reload is not None)
 
     async def _answer(self, request: Request, response: Response) -> None:
         if request.path.startswith(RESERVED_PREFIX):

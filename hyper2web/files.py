@@ -89,7 +89,7 @@ class FileEntry:
         self._links: list[str] | None = None
         self.cost = 0
         self.filtered = False
-        self._heads: dict[tuple[str, bool], Headers] = {}
+        self._heads: dict[tuple[str, bool, str], Headers] = {}
 
     def load_small(self) -> None:
         """Read the body into memory when the file is small."""
@@ -157,19 +157,20 @@ class FileEntry:
             return None
         return Variant(coding, self.etag[:-1] + f'-{coding}"', len(packed), packed)
 
-    def headers(self, variant: Variant | None, status: int = 200) -> Headers:
+    def headers(self, variant: Variant | None, status: int = 200,
+                cache_control: str = "no-cache") -> Headers:
         """The response header fields for this version (``variant``: its encoding), built once.
 
         ``status`` 200 gives the full list with the length; 304 the list a revalidation
         answer carries (no type or length, RFC 9110 section 15.4.5). Names are lower-case
         and values free of line breaks, as a ``Response`` requires.
         """
-        key = (variant.coding if variant is not None else "", status == 304)
+        key = (variant.coding if variant is not None else "", status == 304, cache_control)
         found = self._heads.get(key)
         if found is not None:
             return found
         fields = [] if status == 304 else [("content-type", self.content_type)]
-        fields += [("cache-control", "no-cache"), ("x-content-type-options", "nosniff"),
+        fields += [("cache-control", cache_control), ("x-content-type-options", "nosniff"),
                    ("last-modified", self.last_modified), ("accept-ranges", "bytes")]
         if self.compressible:
             fields.append(("vary", "accept-encoding"))

@@ -16,6 +16,7 @@ Changes come from another thread (the file watcher) through ``post``, which is t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,9 +31,14 @@ log = logging.getLogger("hyper2web.reload")
 
 EVENTS_PATH = RESERVED_PREFIX + "events"
 CLIENT_PATH = RESERVED_PREFIX + "client.js"
-SCRIPT_TAG = b'<script src="/__hyper2web__/client.js" defer></script>'
 HEARTBEAT_SECONDS = 15.0
 _CLIENT_JS = (Path(__file__).parent / "assets" / "client.js").read_bytes()
+# The client's URL names its version, so pages may keep it as immutable; a request for it
+# without the version (or with another) revalidates with the etag.
+CLIENT_VERSION = hashlib.blake2b(_CLIENT_JS, digest_size=6).hexdigest()
+SCRIPT_TAG = f'<script src="{CLIENT_PATH}?v={CLIENT_VERSION}" defer></script>'.encode()
+_CLIENT_ETAG = f'"{CLIENT_VERSION}"'
+_CLIENT_HEADERS = (("content-type", "text/javascript; charset=utf-8"), ("etag", _CLIENT_ETAG))
 
 
 def _event(kind: str, data: Any) -> bytes:
@@ -86,11 +92,18 @@ class LiveReload:
             await self._stream(request, response)
             return True
         if path == CLIENT_PATH:
-            response.update_headers((("content-type", "text/javascript; charset=utf-8"),
-                                     ("cache-control", "no-cache")))
-            await response.send(_CLIENT_JS)
+            await self._client(request, response)
             return True
         return False
+
+    async def _client(self, request: Request, response: Response) -> None:
+        current = request.query_string == f"v={CLIENT_VERSION}"
+        cache = "public, max-age=31536000, immutable" if current else "no-cache"
+        response.update_headers((*_CLIENT_HEADERS, ("cache-control", cache)))
+        if request.headers.get("if-none-match") in (_CLIENT_ETAG, f"W/{_CLIENT_ETAG}"):
+            await response.send_status_code(304)
+            return
+        await response.send(_CLIENT_JS)
 
     async def _stream(self, request: Request, response: Response) -> None:
         response.update_headers((("content-type", "text/event-stream"),

@@ -14,8 +14,6 @@ compression.
 
 from __future__ import annotations
 
-import html
-import http
 import logging
 import os
 import stat
@@ -29,6 +27,8 @@ from . import encoding
 from .files import FileCache, FileEntry, not_modified, open_file
 from .http import RESERVED_PREFIX, Request, Response
 from .listing import render_listing
+from .modmap import IMMUTABLE, ModuleVersions, send_page
+from .pages import prefers_html, send_error_page
 from .ranges import Multipart, Unsatisfiable, content_range, if_range_matches, parse_range
 
 log = logging.getLogger("hyper2web")
@@ -66,7 +66,8 @@ class StaticFiles:
                  spa: bool = False, listing: bool = True, early_hints: bool = False,
                  sw_allowed: str | None = None,
                  html_filter: Callable[[bytes], bytes] | None = None,
-                 private: Iterable[str | os.PathLike[str]] = ()) -> None:
+                 private: Iterable[str | os.PathLike[str]] = (),
+                 versioned_modules: bool = False) -> None:
         self.root = os.path.realpath(root)
         # Files never served even when they lie under the root: the TLS key and
         # certificate, the routes module (``hyper2web serve .`` would expose them).
@@ -77,6 +78,7 @@ class StaticFiles:
         self.early_hints = early_hints
         self.sw_allowed = sw_allowed
         self.cache = FileCache(html_filter=html_filter)
+        self.modules = ModuleVersions(self.root) if versioned_modules else None
         # URL path -> the file it led to, and the folders between the root and that file
         self._files: dict[str, tuple[str, tuple[str, ...]]] = {}
         # file -> its latest lstat and when that began (``time.monotonic()``); kept per file,
@@ -255,6 +257,20 @@ class StaticFiles:
         return prefers_html(request.headers.get("accept", ""))
 
     async def _send_entry(self, request: Request, response: Response, entry: FileEntry) -> None:
+        cache_control = "no-cache"
+        if self.modules is not None:
+            if entry.content_type.startswith("text/javascript"):
+                self.modules.learn(request, entry)
+                if self.modules.is_current(request, entry):
+                    cache_control = IMMUTABLE
+            else:
+                page = self.modules.page(request, entry)
+                if page is not None:
+                    hints = self.early_hints and request.method == "GET"
+                    await send_page(request, response, entry, page,
+                                    self.modules.import_map(page),
+                                    entry.preload_links() if hints else [])
+                    return
         headers = request.headers
         ranges = None
         unsatisfiable = False
@@ -279,10 +295,10 @@ class StaticFiles:
             response.set_header("service-worker-allowed", self.sw_allowed)
 
         if not_modified(headers, etag, entry.mtime):
-            await response.send_prepared(304, entry.headers(variant, 304), b"")
+            await response.send_prepared(304, entry.headers(variant, 304, cache_control), b"")
             return
 
-        fields = entry.headers(variant)
+        fields = entry.headers(variant, 200, cache_control)
         body = variant.body if variant is not None else entry.body
         hints = (self.early_hints and request.method == "GET"
                  and entry.content_type.startswith("text/html"))
@@ -373,27 +389,3 @@ class StaticFiles:
             except OSError:
                 pass
         await response.send(body)
-
-
-def prefers_html(accept: str) -> bool:
-    """True when ``accept`` names ``text/html`` with a q-value no lower than any other type."""
-    accepted = encoding.parse_qvalues(accept)
-    html_q = accepted.get("text/html")
-    others = [q for media, q in accepted.items()
-              if media not in ("text/html", "*/*", "text/*", "application/xhtml+xml")]
-    return html_q is not None and html_q > 0 and html_q >= max(others, default=0.0)
-
-
-async def send_error_page(response: Response, status: int, detail: str = "") -> None:
-    """A short HTML page for an error status."""
-    try:
-        reason = http.HTTPStatus(status).phrase
-    except ValueError:  # a status with no registered name
-        reason = "Error"
-    text = f"{status} {reason}"
-    extra = f"<p>{html.escape(detail)}</p>" if detail else ""
-    body = (f"<!doctype html><meta charset=utf-8><title>{text}</title>"
-            f"<h1>{text}</h1>{extra}\n").encode()
-    response.status = status
-    response.set_header("content-type", "text/html; charset=utf-8")
-    await response.send(body)

@@ -7,6 +7,8 @@ answers of routes.py behave the same on both. ``events`` is always raw HTTP/2.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.reload.livekit import EventStream, HttpxEventStream
-from tests.support import PROTOCOLS, protocol_client
+from tests.reload.livekit import EventStream, HttpxEventStream, need_tool
+from tests.support import CHROMIUM_ARGS, PROTOCOLS, protocol_client
 
 INDEX = """<!doctype html>
 <html>
@@ -104,3 +106,38 @@ def events() -> Iterator[Callable[..., EventStream]]:
     yield open_stream
     for stream in opened:
         stream.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory,
+            cert_pair: tuple[Path, Path]) -> Iterator[Any]:
+    chromium = need_tool("chromium")
+    certutil = need_tool("certutil")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    home = tmp_path_factory.mktemp("chromium-home")
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run([certutil, "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
+    subprocess.run([certutil, "-d", f"sql:{nssdb}", "-A", "-t", "CP,,", "-n", "hyper2web-test",
+                    "-i", str(cert_pair[0])], check=True)
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
+                                     env={**os.environ, "HOME": str(home)}, timeout=20000)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(5000)
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.errors = errors
+    try:
+        yield tab
+    finally:
+        context.close()

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from hyper2web import reload as reload_module
 from tests.server.h2client import H2Client
 from tests.support import (
     need_tool,  # noqa: F401 - used by the tests here
@@ -25,7 +26,8 @@ from tests.support import (
 
 EVENTS_PATH = "/__hyper2web__/events"
 CLIENT_PATH = "/__hyper2web__/client.js"
-SCRIPT_TAG = '<script src="/__hyper2web__/client.js" defer></script>'
+# The client's URL carries its version (a digest of client.js), checked in test_inject.
+SCRIPT_TAG = reload_module.SCRIPT_TAG.decode()
 # A saved file must show up as an event within this time.
 EVENT_TIMEOUT = 2.0
 

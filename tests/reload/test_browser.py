@@ -9,59 +9,19 @@ runs exactly as on a developer's machine that trusts its local certificate.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.reload.livekit import EventStream, edit, need_tool, prime_routes, prime_site
-from tests.support import CHROMIUM_ARGS
+from tests.reload.livekit import EventStream, edit, prime_routes, prime_site
 
 Serve = Callable[..., Any]
 Events = Callable[..., EventStream]
 
 CONNECTED = "() => !!(window.__hyper2webReload && window.__hyper2webReload.bootId)"
 OVERLAY = "#__hyper2web_overlay"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory,
-            cert_pair: tuple[Path, Path]) -> Iterator[Any]:
-    chromium = need_tool("chromium")
-    certutil = need_tool("certutil")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    home = tmp_path_factory.mktemp("chromium-home")
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    subprocess.run([certutil, "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
-    subprocess.run([certutil, "-d", f"sql:{nssdb}", "-A", "-t", "CP,,", "-n", "hyper2web-test",
-                    "-i", str(cert_pair[0])], check=True)
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
-                                     env={**os.environ, "HOME": str(home)}, timeout=20000)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    tab = context.new_page()
-    tab.set_default_timeout(5000)
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.errors = errors
-    try:
-        yield tab
-    finally:
-        context.close()
 
 
 def open_live(tab: Any, url: str) -> None:

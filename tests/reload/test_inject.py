@@ -6,6 +6,7 @@ The tests of served pages take ``client``: they run over HTTP/2 and over HTTP/1.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ def test_inject_script(html: bytes, expected: bytes) -> None:
 
 def test_inject_script_default_tag() -> None:
     assert inject_script(b"<head></head>") == b"<head>" + TAG + b"</head>"
-    assert TAG == b'<script src="/__hyper2web__/client.js" defer></script>'
+    assert re.fullmatch(rb'<script src="/__hyper2web__/client\.js\?v=[0-9a-f]{12}" defer>'
+                        rb'</script>', TAG)
 
 
 def test_inject_script_only_once() -> None:
