@@ -20,21 +20,22 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._curio import curio
 from .certs import CERT_NAME, KEY_NAME
 from .exceptions import HTTPError, StreamClosed
 from .http import RESERVED_PREFIX, Request, Response
 from .listing import human_size
-from .proxy import Proxy
 from .reload import LiveReload, inject_script
 from .router import WEBSOCKET, Handler, Router, Routes
 from .server.listener import Server
 from .serving import Serving
 from .static import StaticFiles, send_error_page
-from .websocket import WebSocketHandler
-from .websocket import run_handler as run_websocket
+
+if TYPE_CHECKING:  # loaded on first use: wsproto and h11 cost start-up time
+    from .proxy import Proxy
+    from .websocket import WebSocketHandler
 
 log = logging.getLogger("hyper2web")
 T = TypeVar("T")
@@ -191,6 +192,8 @@ class App(Serving):
         ``change_origin`` sends the backend its own ``Host``; ``verify=False`` accepts a
         self-signed backend; ``timeout``: seconds for its answer to begin (504 past it);
         ``inject=False`` leaves its HTML pages without the live reload client."""
+        from .proxy import Proxy
+
         entry = Proxy(prefix, url, change_origin=change_origin, verify=verify,
                       timeout=timeout, inject=inject)
         self.proxies.append(entry)
@@ -351,6 +354,8 @@ class App(Serving):
                 await send_error_page(response, 404)
             return
         request.para = match.params
+        from .websocket import run_handler as run_websocket
+
         await run_websocket(match.handler, request, response,
                             self.max_ws_message, self.ws_ping_every)
 

@@ -11,9 +11,9 @@ import html
 import os
 import re
 import stat
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from email.utils import formatdate, parsedate_to_datetime
 from typing import BinaryIO
 from urllib.parse import quote
 
@@ -49,7 +49,14 @@ def _open_no_symlink(path: str, flags: int) -> int:
 
 
 def http_date(timestamp: float) -> str:
-    return formatdate(timestamp, usegmt=True)
+    """An IMF-fixdate (RFC 9110 5.6.7), in English whatever the locale."""
+    t = time.gmtime(timestamp)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 class Variant:
@@ -285,6 +292,8 @@ def not_modified(headers: dict[str, str], etag: str, mtime: float) -> bool:
     ims = headers.get("if-modified-since")
     if ims:
         try:
+            from email.utils import parsedate_to_datetime  # rare: loaded when first used
+
             since = parsedate_to_datetime(ims).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
             return False

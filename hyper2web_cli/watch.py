@@ -142,7 +142,7 @@ class Watcher:
             self.ready.set()
             batches = watchfiles.watch(
                 *self.paths, watch_filter=self.filter, stop_event=self._stop,
-                poll_delay_ms=100, debounce=400, step=20, recursive=self.recursive,
+                poll_delay_ms=100, debounce=400, step=4, recursive=self.recursive,
                 raise_interrupt=False, ignore_permission_denied=True)
         for changes in batches:
             try:

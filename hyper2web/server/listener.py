@@ -20,12 +20,12 @@ from typing import Any
 
 from .._curio import curio
 from ..exceptions import ServerError
+from . import protocol as protocols
 from .binding import Bindings
 from .config import ConnectionConfig, EarlyAnswer, Handler, StreamsBody
 from .connection import Connection
 from .limits import FD_RESERVE, raise_open_files_limit
 from .plain import TLS_HANDSHAKE, first_byte, redirect_to_https
-from .protocol import H2Protocol, H11Protocol
 
 log = logging.getLogger("hyper2web.server")
 
@@ -264,7 +264,7 @@ class Server(Bindings):
             if protocol is None:
                 return
             conn = Connection(tls, peer, self.handler, self.config,
-                              H2Protocol if protocol == "h2" else H11Protocol,
+                              protocol_class(protocol),
                               early=self.early, streams=self.streams)
             self.connections.add(conn)
             try:
@@ -308,3 +308,8 @@ class Server(Bindings):
         log.info("%s: client does not speak HTTP/2 (%s); closing (HTTP/1.1 is off)", where,
                  why)
         return None
+
+
+def protocol_class(name: str) -> Any:
+    """The protocol class for an ALPN name; HTTP/1.1's loads h11 on its first connection."""
+    return protocols.H2Protocol if name == "h2" else protocols.H11Protocol

@@ -15,8 +15,6 @@ import re
 import socket
 from typing import Any
 
-import h11
-
 from .._curio import curio
 
 log = logging.getLogger("hyper2web.server")
@@ -43,6 +41,8 @@ async def redirect_to_https(sock: Any, where: str, fallback_host: str, port: int
     The host comes from the request's Host field (the name the user typed), with this
     server's port when it names none: the https URL is on the same port.
     """
+    import h11  # here: start-up does not pay for it
+
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
     request = None
     async with curio.ignore_after(timeout):

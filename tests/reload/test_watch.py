@@ -109,6 +109,39 @@ def test_editor_save_by_rename_still_swaps_css(serve: Serve, events: Events,
     assert (event.kind, event.data) == ("css", {"paths": ["/style.css"]})
 
 
+def _save_atomic(page: Path, text: str) -> None:
+    temporary = page.with_name(page.name + ".tmp-save")
+    temporary.write_text(text)
+    os.replace(temporary, page)
+
+
+def _save_like_vim(page: Path, text: str) -> None:
+    backup = page.with_name(page.name + "~")
+    os.replace(page, backup)
+    with open(page, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())  # the backup goes only after the new file is on disk
+    backup.unlink()
+
+
+@pytest.mark.parametrize("save", [edit, _save_atomic, _save_like_vim],
+                         ids=["in place", "atomic rename", "backup rename"])
+def test_one_save_is_one_reload(serve: Serve, events: Events, project: Path,
+                                save: Callable[[Path, str], None]) -> None:
+    """The watcher answers within milliseconds, yet a save in several steps is one event."""
+    public = project / "public"
+    server = serve()
+    stream = events(server.port)
+    stream.next()
+    prime_site(stream, public)
+    for number in range(3):
+        save(public / "index.html", f"<!doctype html><p>{number}</p>\n")
+        event = stream.next(EVENT_TIMEOUT)
+        assert event.kind == "reload" and "/index.html" in event.data["paths"]
+        assert stream.silent_for(0.5) == []
+
+
 def test_deleted_stylesheet_reloads(serve: Serve, events: Events, project: Path) -> None:
     server = serve()
     stream = events(server.port)

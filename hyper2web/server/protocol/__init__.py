@@ -6,6 +6,8 @@ reset) into bytes to send. Neither imports curio nor touches a socket: the one c
 driver (``server.connection``) reads, writes, times and runs tasks for both.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .events import (
     BodyEnded,
     BodyReceived,
@@ -16,7 +18,18 @@ from .events import (
     WindowOpened,
 )
 from .h2proto import H2Protocol
-from .h11proto import H11Protocol
+
+if TYPE_CHECKING:
+    from .h11proto import H11Protocol
+
+
+def __getattr__(name: str) -> Any:
+    """``H11Protocol`` loads h11 on first use: most starts never see an HTTP/1.1 client."""
+    if name == "H11Protocol":
+        from .h11proto import H11Protocol
+
+        return H11Protocol
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["BodyEnded", "BodyReceived", "ConnectionEnded", "Event", "H11Protocol",
            "H2Protocol", "RequestStarted", "StreamAborted", "WindowOpened"]
