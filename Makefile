@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 LOWEST := .venvs/lowest
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve test test-versions bench-reload bench bench-proxy profile stress lint format clean dist
+.PHONY: serve test test-versions bench-reload bench bench-proxy bench-browser profile stress lint format \
+	clean dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +56,7 @@ test-versions:
 bench-reload: $(STAMP)
 	$(BIN)/python bench/reload_latency.py
 
-# The peers (hypercorn, starlette) are tools of bench/, never runtime dependencies.
+# The peers (hypercorn, starlette, granian) are tools of bench/, never runtime dependencies.
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $(BENCH_STAMP)
@@ -67,6 +68,23 @@ bench: $(BENCH_STAMP)
 # A proxied JSON route: hyper2web vs nginx proxy_pass vs caddy reverse_proxy (bench/PROXY.md).
 bench-proxy: $(BENCH_STAMP)
 	$(BIN)/python bench/proxy_bench.py
+
+# Page loads in headless Chromium: hyper2web vs vite's dev server vs caddy (bench/BROWSER.md).
+# vite lives in bench/browser/ (package.json and package-lock.json pin it; node_modules is
+# installed here, never committed).
+VITE_DIR := bench/browser
+VITE_INSTALLED := $(VITE_DIR)/node_modules/.package-lock.json
+
+$(VITE_INSTALLED): $(VITE_DIR)/package.json $(wildcard $(VITE_DIR)/package-lock.json)
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		echo "bench-browser needs node (^20.19 or >= 22.12) and npm:" \
+			"sudo apt-get install nodejs npm"; exit 1; }
+	cd $(VITE_DIR) && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; \
+		else npm install --no-audit --no-fund; fi
+	touch $@
+
+bench-browser: $(BENCH_STAMP) $(VITE_INSTALLED)
+	$(BIN)/python bench/browser_bench.py
 
 # Attacks on a real hyper2web serve (loopback, about 3 minutes); writes bench/STRESS.md.
 stress: $(STAMP)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import repo_path  # noqa: F401 - the repository root on sys.path
 import servers
-from run import h2load, prepare
+from loadgen import h2load
+from run import prepare
 
 from tests.server.h2client import HOST, h2_get
 
