@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
-from ._curio import curio
+from .chunks import read_into
 from .exceptions import ResponseAlreadySent
 from .mime import content_type_for
 
@@ -43,7 +43,8 @@ class Channel(Protocol):
     async def send_head(self, status: int, headers: Sequence[tuple[str, str]],
                         end_stream: bool) -> None: ...
 
-    async def send_data(self, data: bytes, end_stream: bool) -> None: ...
+    async def send_data(self, data: bytes | memoryview, end_stream: bool) -> None:
+        """Queue ``data``; it is copied (or sent) before this returns."""
 
     async def send_informational(self, status: int,
                                  headers: Sequence[tuple[str, str]]) -> None: ...
@@ -257,7 +258,7 @@ class Response:
             raise ValueError(f"not an informational status usable over HTTP/2: {status}")
         await self._channel.send_informational(status, list(headers))
 
-    async def write(self, data: bytes, *, end: bool = False) -> None:
+    async def write(self, data: bytes | memoryview, *, end: bool = False) -> None:
         """Send part of the body (after ``start``); ``end=True`` closes the stream."""
         if not self.started:
             await self.start()
@@ -375,13 +376,15 @@ class Response:
             await self.write(fh.read(size), end=True)
             return
         await self.start()
-        remaining = size
+        fd, offset, remaining = fh.fileno(), fh.tell(), size
+        buffer = memoryview(bytearray(min(FILE_CHUNK, size)))  # reused: ``write`` copies
         while remaining > 0:
-            chunk = await curio.run_in_thread(fh.read, min(FILE_CHUNK, remaining))
-            if not chunk:  # the file shrank while being sent: the stream cannot be honest
+            count = await read_into(fd, buffer[:min(len(buffer), remaining)], offset)
+            if not count:  # the file shrank while being sent: the stream cannot be honest
                 raise OSError(f"file shrank while being sent ({remaining} bytes missing)")
-            remaining -= len(chunk)
-            await self.write(chunk, end=remaining <= 0)
+            offset += count
+            remaining -= count
+            await self.write(buffer[:count], end=remaining <= 0)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} stream={self.stream_id}>"

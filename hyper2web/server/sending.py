@@ -273,7 +273,7 @@ class StreamChannel:
         if not self._conn.inline:
             await self._conn.wake_writer()
 
-    async def send_data(self, data: bytes, end_stream: bool) -> None:
+    async def send_data(self, data: bytes | memoryview, end_stream: bool) -> None:
         conn = self._conn
         proto = conn.proto
         sid = self._state.stream_id
@@ -296,7 +296,7 @@ class StreamChannel:
             if size < 1:
                 await conn.wait_for_window(self._state)
                 continue
-            proto.send_data(sid, bytes(view[:size]), end_stream and size == len(view))
+            proto.send_data(sid, view[:size], end_stream and size == len(view))
             view = view[size:]
             await conn.queued(size)
 

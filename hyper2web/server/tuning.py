@@ -60,7 +60,7 @@ def _utf8(text: str | bytes) -> bytes:
 
 
 def _write_frame(buffer: bytearray, kind: int, bits: int, stream_id: int,
-                 payload: bytes) -> None:
+                 payload: bytes | memoryview) -> None:
     """Append one frame (header and payload) to ``buffer``."""
     length = len(payload)
     buffer += _FRAME_HEADER.pack((length >> 8) & 0xFFFF, length & 0xFF, kind, bits,
@@ -142,9 +142,59 @@ class TunedH2Connection(StreamErrorRules):
         if end_stream:
             machine.process_input(StreamInputs.SEND_END_STREAM)
         stream.outbound_flow_control_window -= size
-        _write_frame(buffer, _DATA, _END_STREAM if end_stream else 0, stream_id,
-                     data.tobytes() if type(data) is memoryview else data)
+        _write_frame(buffer, _DATA, _END_STREAM if end_stream else 0, stream_id, data)
         self.outbound_flow_control_window -= size
+
+    def send_data_run(self, stream_id: int, data: bytes | memoryview,
+                      end_stream: bool) -> None:
+        """``data`` within the windows, as DATA frames of the largest size the peer allows.
+
+        One pass of the state machines and one change of each window for the whole run,
+        as h2 would leave them after one ``send_data`` per frame; large bodies are framed
+        straight into the send buffer, which then leaves in one large write.
+        """
+        buffer = getattr(self, "_data_to_send", None)
+        stream = self.streams.get(stream_id)
+        size = len(data)
+        limit = self.max_outbound_frame_size
+        if stream is None or type(buffer) is not bytearray or size == 0 \
+                or size > self.outbound_flow_control_window \
+                or size > stream.outbound_flow_control_window:
+            for start in range(0, max(size, 1), limit):
+                last = start + limit >= size
+                super().send_data(stream_id, data[start:start + limit], end_stream and last)
+            return
+        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        machine = stream.state_machine
+        machine.process_input(StreamInputs.SEND_DATA)
+        if end_stream:
+            machine.process_input(StreamInputs.SEND_END_STREAM)
+        stream.outbound_flow_control_window -= size
+        self.outbound_flow_control_window -= size
+        view = memoryview(data)
+        pack = _FRAME_HEADER.pack
+        parts: list[bytes | memoryview] = []
+        for start in range(0, size, limit):
+            piece = view[start:start + limit]
+            length = len(piece)
+            bits = _END_STREAM if end_stream and start + length >= size else 0
+            parts.append(pack((length >> 8) & 0xFFFF, length & 0xFF, _DATA, bits, stream_id))
+            parts.append(piece)
+        # One copy into a buffer of the exact size; growing the send buffer frame by frame
+        # would copy the body many times over.
+        if buffer:
+            buffer += b"".join(parts)
+        else:
+            self._data_to_send = bytearray().join(parts)
+
+    def data_to_send(self, amount: int | None = None) -> bytes:
+        """Everything queued, handed over as it is: the buffer is not copied, and the
+        connection starts a new one (h2 copies it into ``bytes`` first)."""
+        buffer = getattr(self, "_data_to_send", None)
+        if amount is not None or type(buffer) is not bytearray:
+            return super().data_to_send(amount)
+        self._data_to_send = bytearray()
+        return buffer  # type: ignore[return-value]  # a bytearray serves as bytes here
 
 
 def new_connection(config: h2.config.H2Configuration) -> h2.connection.H2Connection:

@@ -137,3 +137,25 @@ def test_negative_window_is_waited_out(server: Any) -> None:
         assert stream.status == 200
         assert stream.body == PATTERN[:size]
         assert client.protocol_errors == []
+
+
+@pytest.mark.parametrize("frame_size", [16_384, 65_536, 1 << 20])
+def test_large_bodies_leave_in_frames_the_peer_allows(server: Any, frame_size: int) -> None:
+    """A big file is framed in bulk: every DATA frame as large as the peer allows and no
+    larger, END_STREAM on the last one only, and the bytes in order."""
+    settings = {0x4: 2**31 - 1, 0x5: frame_size}  # a window never in the way
+    digest = hashlib.sha256()
+    with H2Client(server.port, settings=settings, timeout=30) as client:
+        client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+        client.flush()
+        client.on_data = lambda event: digest.update(event.data)
+        sid = client.request("/big.bin")
+        client.read_until(lambda: client.streams[sid].ended, timeout=30)
+        frames = [f for f in client.frames if f.type == 0x0 and f.stream_id == sid]
+    sizes = [f.length for f in frames]
+    assert sum(sizes) == server.site.big_size
+    assert max(sizes) == min(frame_size, 256 * 1024)  # a read chunk is 256 KiB
+    assert all("END_STREAM" not in f.flags for f in frames[:-1])
+    assert "END_STREAM" in frames[-1].flags
+    assert digest.hexdigest() == hashlib.sha256((server.site.root / "big.bin")
+                                                .read_bytes()).hexdigest()

@@ -34,8 +34,9 @@ ODD_NAMES = {
 
 
 class Spy:
-    """Counts ``open`` in the serving modules and bytes read through the files it opened,
-    and ``stat``/``lstat`` calls on paths under the served folder."""
+    """Counts ``open`` in the serving modules and bytes read through the files it opened
+    (``read``, or ``os.preadv`` on their descriptors), and ``stat``/``lstat`` calls on
+    paths under the served folder."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
         self.root = str(root)
@@ -56,6 +57,16 @@ class Spy:
 
         monkeypatch.setattr(os, "stat", stat)
         monkeypatch.setattr(os, "lstat", lstat)
+        self.fds: set[int] = set()
+        real_preadv = os.preadv
+
+        def preadv(fd: int, buffers: Any, *args: Any) -> int:
+            count = real_preadv(fd, buffers, *args)
+            if fd in self.fds:
+                self.reads.append(count)
+            return count
+
+        monkeypatch.setattr(os, "preadv", preadv)
 
     def _note(self, path: Any) -> None:
         if isinstance(path, (str, os.PathLike)) and os.fspath(path).startswith(self.root):
@@ -64,6 +75,7 @@ class Spy:
     def _open(self, path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         self.opened.append(os.fspath(path))
         fh = builtins.open(path, mode, *args, **kwargs)
+        self.fds.add(fh.fileno())
         spy = self
 
         class Counted:
@@ -79,6 +91,7 @@ class Spy:
                 return self
 
             def __exit__(self, *exc: object) -> None:
+                spy.fds.discard(fh.fileno())
                 fh.close()
 
         return Counted()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import http
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import h11
@@ -191,15 +191,16 @@ class H11Protocol:
             raise StreamClosed("the response has ended or cannot be sent")
         return size
 
-    def send_data(self, stream_id: int, data: bytes, end: bool) -> None:
+    def send_data(self, stream_id: int, data: bytes | memoryview, end: bool) -> None:
         if self.tunnel:
             if data:
-                self._out.append(data)
+                self._out.append(bytes(data))  # kept until written: the caller's may change
             if end:
                 self.closing = True  # the tunnel's end is the connection's
             return
         if data:
-            self._send(h11.Data(data=data))
+            # Any bytes-like will do: h11 joins it into new bytes (``send``).
+            self._send(h11.Data(data=cast(bytes, data)))
         if end:
             self._send(h11.EndOfMessage())
 

@@ -296,20 +296,31 @@ class H2Protocol:
         self.send_head(stream_id, status, headers, False)
 
     def sendable(self, stream_id: int, size: int) -> int:
-        """How much of ``size`` bytes may be sent now: the windows and one frame."""
+        """How much of ``size`` bytes may be sent now: what the windows allow."""
         try:
             window = self.h2.local_flow_control_window(stream_id)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             raise StreamClosed(f"stream {stream_id} closed") from None
-        return min(window, self.h2.max_outbound_frame_size, size)
+        return min(window, size)
 
-    def send_data(self, stream_id: int, data: bytes, end: bool) -> None:
-        """Queue ``data`` (within ``sendable``); empty with ``end`` just ends the stream."""
+    def send_data(self, stream_id: int, data: bytes | memoryview, end: bool) -> None:
+        """Queue ``data`` (within ``sendable``) in frames the peer allows; empty with ``end``
+        just ends the stream. The bytes are copied: the caller may reuse its buffer."""
         try:
-            if data:
-                self.h2.send_data(stream_id, data, end_stream=end)
-            elif end:
-                self.h2.end_stream(stream_id)
+            if len(data) <= self.h2.max_outbound_frame_size:
+                if data:
+                    if type(data) is memoryview and not hasattr(self.h2, "send_data_run"):
+                        data = data.tobytes()  # stock h2 keeps what it is given
+                    self.h2.send_data(stream_id, data, end_stream=end)
+                elif end:
+                    self.h2.end_stream(stream_id)
+            elif hasattr(self.h2, "send_data_run"):  # the tuned h2 (``tuning``)
+                self.h2.send_data_run(stream_id, data, end)
+            else:
+                limit = self.h2.max_outbound_frame_size
+                for start in range(0, len(data), limit):
+                    self.h2.send_data(stream_id, bytes(data[start:start + limit]),
+                                      end_stream=end and start + limit >= len(data))
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             raise StreamClosed(f"stream {stream_id} closed") from None
 
