@@ -1,9 +1,10 @@
-"""Where hyper2web's time goes under load: py-spy samples of S1 and S3, summarized.
+"""Where hyper2web's time goes under load: py-spy samples of S1, S3 and S4h, summarized.
 
     make profile                   # or: python bench/profile.py [LABEL]
 
 Starts ``hyper2web serve`` on the benchmark site (pinned like ``make bench``), samples it with
-py-spy while h2load runs S1 (2 KB page, -c 10 -m 10) and then S3 (1 MB file, -c 4 -m 1), and
+py-spy while h2load runs S1 (2 KB page, -c 10 -m 10), S3 (1 MB file, -c 4 -m 1) and S4h
+(100 fresh connections with one request each, run again and again), and
 prints, per scenario, the share of samples by package and the functions with the most
 samples of their own (self time). The same text is written to ``bench/profiles/LABEL.md``
 (LABEL defaults to ``latest``); ``make bench`` copies every file there into RESULTS.md, so a
@@ -32,6 +33,9 @@ RATE = 250  # samples per second
 SCENARIOS = [
     ("S1", "small file (2 KB html), -c 10 -m 10", ["-c", "10", "-m", "10"], benchsite.PAGE),
     ("S3", "1 MB file, -c 4 -m 1", ["-c", "4", "-m", "1"], benchsite.LARGE),
+    # Handshake-bound: h2load -n 100 -c 100 over and over, for SECONDS.
+    ("S4h", "100 fresh connections, one request each, repeated",
+     ["-n", "100", "-c", "100", "-m", "1"], benchsite.PAGE),
 ]
 # A sample's leaf frame is put in the first group whose pattern its file name matches.
 GROUPS = [
@@ -99,8 +103,20 @@ def profile_one(server: servers.Server, args: list[str], path: str, client_cpu: 
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)
     url = f"https://127.0.0.1:{server.port}{path}"
-    load = subprocess.run(servers.pin(client_cpu) + ["h2load", "-D", str(SECONDS), *args, url],
-                          capture_output=True, text=True, timeout=SECONDS + 60)
+    if "-n" in args:  # a fixed number of requests: run it again until the time is up
+        requests, began = 0, time.perf_counter()
+        while time.perf_counter() - began < SECONDS:
+            subprocess.run(servers.pin(client_cpu) + ["h2load", *args, url],
+                           capture_output=True, timeout=60)
+            requests += int(args[args.index("-n") + 1])
+        elapsed = time.perf_counter() - began
+        load = subprocess.CompletedProcess(
+            [], 0, f"finished in {elapsed:.2f}s, {requests / elapsed:.2f} req/s (h2load "
+                   f"started again and again)\n", "")
+    else:
+        load = subprocess.run(servers.pin(client_cpu) + ["h2load", "-D", str(SECONDS), *args,
+                                                         url],
+                              capture_output=True, text=True, timeout=SECONDS + 60)
     _, err = spy.communicate(timeout=SECONDS + 30)
     if spy.returncode != 0 or not out.exists():
         raise SystemExit(f"py-spy failed (it needs ptrace rights; run as root or set "

@@ -31,6 +31,10 @@ def make_ssl_context(certfile: str | os.PathLike[str],
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     ctx.set_ciphers(_TLS12_CIPHERS)
+    # Every suite allowed is an AEAD one; which suits the machine best (AES-128-GCM with AES
+    # instructions, ChaCha20 without) the client knows. OpenSSL's own order would pick
+    # AES-256-GCM, about 14% slower per byte than AES-128-GCM here (openssl speed).
+    ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_alpn_protocols(ALPN_PROTOCOLS if http1 else ALPN_PROTOCOLS[:1])
     # No TLS 1.3 session tickets: issuing two per connection cost about a tenth of every
     # handshake, and resuming a session saves nothing that matters on a local link.

@@ -7,6 +7,7 @@ import logging
 import socket
 import ssl
 import struct
+import subprocess
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.server.apps import make_app
 from tests.server.h2client import H2Client, client_context, h2_get, tls_connect
+from tests.support import need_tool
 
 LOGGER = "hyper2web.server"
 
@@ -202,3 +204,16 @@ def test_no_session_tickets_are_issued(server: Any) -> None:
         assert client.sock.version() == "TLSv1.3"
         # Tickets arrive after the handshake; the response above came later still.
         assert session is None or not session.has_ticket
+
+
+@pytest.mark.parametrize("first", ["TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256"])
+def test_the_clients_tls13_suite_order_wins(server: Any, first: str) -> None:
+    """The client picks among the AEAD suites (OpenSSL's server order would force
+    AES-256-GCM, the slowest of them on a machine with AES instructions)."""
+    h2load = need_tool("h2load")
+    others = [s for s in ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256",
+                          "TLS_CHACHA20_POLY1305_SHA256") if s != first]
+    done = subprocess.run([h2load, "-n", "1", "--tls13-ciphers", ":".join([first, *others]),
+                           f"https://127.0.0.1:{server.port}/"],
+                          capture_output=True, text=True, timeout=30)
+    assert f"Cipher: {first}" in done.stdout, done.stdout + done.stderr
