@@ -41,6 +41,17 @@ from .events import (
 log = logging.getLogger("hyper2web.server")
 
 
+# Received fields are checked and decoded by ``fields.request_headers`` in one pass (a
+# malformed request resets its stream); sent ones come from Response, which lower-cases
+# names and refuses line breaks in values. So h2's own passes over every field, both ways,
+# are skipped. One configuration serves every connection: h2 only reads it.
+_H2_CONFIG = h2.config.H2Configuration(client_side=False, header_encoding=None,
+                                       validate_inbound_headers=False,
+                                       normalize_inbound_headers=False,
+                                       validate_outbound_headers=False,
+                                       normalize_outbound_headers=False)
+
+
 class H2Protocol:
     """One HTTP/2 connection's protocol state: bytes in, events out, frames to send."""
 
@@ -50,16 +61,7 @@ class H2Protocol:
     def __init__(self, peer: str, config: ConnectionConfig) -> None:
         self.peer = peer
         self.config = config
-        self.h2 = new_connection(
-            # Received fields are checked and decoded by ``fields.request_headers`` in one
-            # pass (a malformed request resets its stream); sent ones come from Response,
-            # which lower-cases names and refuses line breaks in values. So h2's own passes
-            # over every field, both ways, are skipped.
-            config=h2.config.H2Configuration(client_side=False, header_encoding=None,
-                                             validate_inbound_headers=False,
-                                             normalize_inbound_headers=False,
-                                             validate_outbound_headers=False,
-                                             normalize_outbound_headers=False))
+        self.h2 = new_connection(config=_H2_CONFIG)
         self.open: set[int] = set()  # streams handed to the driver and not done yet
         self.greeted = False  # the peer's SETTINGS arrived: its preface is complete
         self.closing = False  # nothing more is read: a GOAWAY went out or came in
