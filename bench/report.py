@@ -267,7 +267,8 @@ def profiles() -> list[str]:
     if not found:
         return []
     out = ["# Profiles", "",
-           "Where hyper2web's CPU time goes in S1 and S3, from `make profile LABEL=<label>` "
+           "Where hyper2web's CPU time goes in S1, S3 and S4h, from `make profile "
+           "LABEL=<label>` "
            "(bench/profile.py: py-spy samples during h2load), one section per kept profile.",
            ""]
     for path in found:

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Callable
 from urllib.parse import quote, unquote, urljoin
 
 from .files import FileEntry, not_modified
@@ -57,6 +58,19 @@ def requested_version(query: str) -> str | None:
         if name == PARAM:
             return value
     return None
+
+
+def _lstat(url_path: str, path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _map_entry(url_path: str, version: str) -> bytes:
+    """``"url":"url?h2w=version"``, as JSON inside a script element ("</" written "<\\/")."""
+    text = json.dumps(url_path) + ":" + json.dumps(f"{url_path}?{PARAM}={version}")
+    return text.replace("</", "<\\/").encode()
 
 
 class Page:
@@ -119,6 +133,8 @@ class ModuleVersions:
         self.root = os.path.realpath(root)
         self._modules: dict[str, str] | None = None  # URL path -> real path, found lazily
         self._pages: dict[tuple[str, tuple[int, int, int], str], Page] = {}
+        # URL path -> the lstat key and the map entry made for it
+        self._entries: dict[str, tuple[tuple[int, int, int], bytes]] = {}
 
     # -- which modules exist ---------------------------------------------------------------
 
@@ -173,27 +189,37 @@ class ModuleVersions:
             found = self._pages[key] = read_page(entry.body, request.path)
         return found if found.at >= 0 else None
 
-    def import_map(self, page: Page) -> bytes:
-        """The ``<script type=importmap>`` for a page, with every module's version now."""
-        imports: dict[str, str] = {}
+    def import_map(self, page: Page,
+                   stat_of: Callable[[str, str], os.stat_result | None] = _lstat) -> bytes:
+        """The ``<script type=importmap>`` for a page, with every module's version now.
+
+        ``stat_of(url_path, path)`` gives a module's ``lstat`` taken now (the static files
+        share theirs: see ``StaticFiles._module_stat``), None when it is gone. The map
+        entry of a module whose ``lstat`` matches the last one is reused, so an unchanged
+        module costs no digest and no JSON.
+        """
+        entries: list[bytes] = []
         gone = []
+        known = self._entries
         for url_path, path in self.modules().items():
             if url_path in page.own:
                 continue
-            try:
-                st = os.lstat(path)
-            except OSError:
+            st = stat_of(url_path, path)
+            if st is None:
                 gone.append(url_path)
                 continue
-            if stat.S_ISREG(st.st_mode):
-                version = version_of((st.st_mtime_ns, st.st_size, st.st_ino))
-                imports[url_path] = f"{url_path}?{PARAM}={version}"
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            key = (st.st_mtime_ns, st.st_size, st.st_ino)
+            found = known.get(url_path)
+            if found is None or found[0] != key:
+                found = known[url_path] = (key, _map_entry(url_path, version_of(key)))
+            entries.append(found[1])
         for url_path in gone:
             self.modules().pop(url_path, None)
-        text = json.dumps({"imports": imports}, separators=(",", ":"))
-        # "</" cannot end the script early: JSON allows "\/" for "/".
-        return b'<script type="importmap">' + text.replace("</", "<\\/").encode() + \
-            b"</script>"
+            known.pop(url_path, None)
+        return b'<script type="importmap">{"imports":{' + b",".join(entries) + \
+            b"}}</script>"
 
 
 async def send_page(request: Request, response: Response, entry: FileEntry, page: Page,

@@ -14,6 +14,7 @@ compression.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -178,6 +179,18 @@ class StaticFiles:
         self._stats[real] = (st, taken)
         return real, st
 
+    def _module_stat(self, url_path: str, path: str,
+                     arrived: float | None) -> os.stat_result | None:
+        """A module's ``lstat`` for an import map: checked as ``_remembered`` checks a URL
+        served before (the page's own batch of module requests then reuses it)."""
+        known = self._remembered(url_path, arrived)
+        if known is not None:
+            return known[1]
+        try:
+            return os.lstat(path)
+        except OSError:
+            return None
+
     def _remember(self, url_path: str, real: str) -> None:
         if len(self._files) >= _MAX_REMEMBERED_PATHS:
             self._files.clear()
@@ -267,8 +280,9 @@ class StaticFiles:
                 page = self.modules.page(request, entry)
                 if page is not None:
                     hints = self.early_hints and request.method == "GET"
+                    stat_of = functools.partial(self._module_stat, arrived=request.arrived)
                     await send_page(request, response, entry, page,
-                                    self.modules.import_map(page),
+                                    self.modules.import_map(page, stat_of),
                                     entry.preload_links() if hints else [])
                     return
         headers = request.headers
