@@ -77,7 +77,8 @@ class FileEntry:
     """A file version: its type, validators, small body and compressed variants."""
 
     __slots__ = ("path", "key", "size", "content_type", "etag", "last_modified", "mtime",
-                 "body", "compressible", "variants", "_links", "cost", "filtered", "_heads")
+                 "body", "compressible", "variants", "_links", "cost", "filtered", "_heads",
+                 "modules")
 
     def __init__(self, path: str, st: os.stat_result) -> None:
         self.path = path
@@ -97,6 +98,7 @@ class FileEntry:
         self.cost = 0
         self.filtered = False
         self._heads: dict[tuple[str, bool, str], Headers] = {}
+        self.modules: object = None  # what ``modmap`` found out about this version, once
 
     def load_small(self) -> None:
         """Read the body into memory when the file is small."""

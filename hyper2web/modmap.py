@@ -60,6 +60,10 @@ def requested_version(query: str) -> str | None:
     return None
 
 
+_KNOWN = "known"  # FileEntry.modules: a module version learned
+_NO_MODULES = "no modules"  # FileEntry.modules: a page version that loads no module
+
+
 def _lstat(url_path: str, path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
@@ -164,6 +168,9 @@ class ModuleVersions:
 
     def learn(self, request: Request, entry: FileEntry) -> None:
         """A module served that the walk did not see (made later, or under node_modules)."""
+        if entry.modules is _KNOWN:
+            return  # this version was served before: nothing new
+        entry.modules = _KNOWN
         known = self.modules()
         if request.path not in known and len(known) < MAX_MODULES and \
                 entry.path.endswith(_SUFFIXES) and not request.path.startswith(RESERVED_PREFIX):
@@ -178,7 +185,7 @@ class ModuleVersions:
 
     def page(self, request: Request, entry: FileEntry) -> Page | None:
         """The map facts of an HTML entry that loads modules; None for any other."""
-        if not entry.filtered or entry.body is None:
+        if entry.modules is _NO_MODULES or not entry.filtered or entry.body is None:
             return None
         # Relative module URLs resolve against the page's folder (an SPA route may differ).
         key = (entry.path, entry.key, request.path.rpartition("/")[0])
@@ -187,7 +194,10 @@ class ModuleVersions:
             if len(self._pages) >= 256:
                 self._pages.clear()
             found = self._pages[key] = read_page(entry.body, request.path)
-        return found if found.at >= 0 else None
+        if found.at < 0:
+            entry.modules = _NO_MODULES  # asked once per version, whatever its URL
+            return None
+        return found
 
     def import_map(self, page: Page,
                    stat_of: Callable[[str, str], os.stat_result | None] = _lstat) -> bytes:

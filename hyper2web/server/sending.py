@@ -284,9 +284,8 @@ class StreamChannel:
                 proto.send_data(sid, b"", True)
                 await conn.wake_writer()
             return
-        if proto.sendable(sid, size) == size:
+        if proto.send_whole(sid, data, end_stream):
             # The common case, a body that fits one frame and the window: no slicing.
-            proto.send_data(sid, data, end_stream)
             await conn.queued(size)
             return
         view = memoryview(data)

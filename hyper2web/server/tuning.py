@@ -127,15 +127,20 @@ class TunedH2Connection(StreamErrorRules):
 
     def send_data(self, stream_id: int, data: Any, end_stream: bool = False,
                   pad_length: Any = None) -> None:
+        if pad_length is not None or not self.try_send_data(stream_id, data, end_stream):
+            super().send_data(stream_id, data, end_stream, pad_length)
+
+    def try_send_data(self, stream_id: int, data: Any, end_stream: bool) -> bool:
+        """Send ``data`` as one DATA frame if the windows and the frame size allow it, as
+        h2's ``send_data`` would; False (nothing sent) otherwise."""
         buffer = getattr(self, "_data_to_send", None)
         stream = self.streams.get(stream_id)
         size = len(data)
-        if stream is None or type(buffer) is not bytearray or pad_length is not None \
+        if stream is None or type(buffer) is not bytearray \
                 or size == 0 or size > self.max_outbound_frame_size \
                 or size > self.outbound_flow_control_window \
                 or size > stream.outbound_flow_control_window:
-            super().send_data(stream_id, data, end_stream, pad_length)
-            return
+            return False
         self.state_machine.process_input(ConnectionInputs.SEND_DATA)
         machine = stream.state_machine
         machine.process_input(StreamInputs.SEND_DATA)
@@ -144,6 +149,7 @@ class TunedH2Connection(StreamErrorRules):
         stream.outbound_flow_control_window -= size
         _write_frame(buffer, _DATA, _END_STREAM if end_stream else 0, stream_id, data)
         self.outbound_flow_control_window -= size
+        return True
 
     def send_data_run(self, stream_id: int, data: bytes | memoryview,
                       end_stream: bool) -> None:

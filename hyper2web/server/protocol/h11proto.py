@@ -191,6 +191,12 @@ class H11Protocol:
             raise StreamClosed("the response has ended or cannot be sent")
         return size
 
+    def send_whole(self, stream_id: int, data: bytes | memoryview, end: bool) -> bool:
+        """No windows: everything can be queued at once."""
+        self.sendable(stream_id, len(data))  # raises when nothing can be sent any more
+        self.send_data(stream_id, data, end)
+        return True
+
     def send_data(self, stream_id: int, data: bytes | memoryview, end: bool) -> None:
         if self.tunnel:
             if data:

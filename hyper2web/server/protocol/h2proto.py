@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -26,6 +26,7 @@ from ..config import ConnectionConfig
 from ..fields import MalformedRequest, check_trailers, request_headers
 from ..limits import RateBudget
 from ..stream_errors import StreamError
+from ..tuning import ENABLED as _TUNED
 from ..tuning import new_connection, new_settings
 from .events import (
     NO_ERROR,
@@ -304,6 +305,19 @@ class H2Protocol:
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             raise StreamClosed(f"stream {stream_id} closed") from None
         return min(window, size)
+
+    def send_whole(self, stream_id: int, data: bytes | memoryview, end: bool) -> bool:
+        """Queue all of ``data`` if the windows allow it now (the common case, in one
+        call); False when they do not, and nothing was queued."""
+        if _TUNED:
+            try:
+                return bool(cast(Any, self.h2).try_send_data(stream_id, data, end))
+            except h2.exceptions.ProtocolError:
+                raise StreamClosed(f"stream {stream_id} closed") from None
+        if self.sendable(stream_id, len(data)) < len(data):
+            return False
+        self.send_data(stream_id, data, end)
+        return True
 
     def send_data(self, stream_id: int, data: bytes | memoryview, end: bool) -> None:
         """Queue ``data`` (within ``sendable``) in frames the peer allows; empty with ``end``
