@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import types
-from collections import deque
 from collections.abc import Coroutine, Generator
 from typing import Any, Protocol
 
@@ -59,7 +58,9 @@ class JobRunner:
     def __init__(self, host: RunnerHost, name: str = "") -> None:
         self.host = host
         self.name = name
-        self.jobs: deque[tuple[Any, Job]] = deque()
+        # A list, not a deque: a deque's first block is 0.5 KB on every idle connection, and
+        # a batch is at most a connection's concurrent streams long.
+        self.jobs: list[tuple[Any, Job]] = []
         self.closed = False
         self._runner: Any = None
         self._wake: Any = None
@@ -128,7 +129,7 @@ class JobRunner:
         jobs, wake = self.jobs, self._wake
         while True:
             while jobs:
-                key, job = jobs.popleft()
+                key, job = jobs.pop(0)
                 trap = self.step(key, job)
                 if trap is None:
                     continue
@@ -154,7 +155,7 @@ class JobRunner:
         """The connection is closing: queued jobs are dropped unrun."""
         self.closed = True
         while self.jobs:
-            _, job = self.jobs.popleft()
+            _, job = self.jobs.pop(0)
             job.close()
 
 

@@ -118,7 +118,10 @@ class _stream_limit_lifted:
 
     def __init__(self, conn: h2.connection.H2Connection) -> None:
         code = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
-        self._values = conn.local_settings._settings[code]  # deque, or CompactSettings' list
+        values = conn.local_settings._settings
+        if type(values[code]) is tuple:  # CompactSettings shares it: this connection's own
+            values[code] = list(values[code])
+        self._values = values[code]  # a deque, or a list
 
     def __enter__(self) -> None:
         self._saved = self._values[0]

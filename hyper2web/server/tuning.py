@@ -68,9 +68,35 @@ def _write_frame(buffer: bytearray, kind: int, bits: int, stream_id: int,
     buffer += payload
 
 
+class _Dispatch:
+    """h2's frame dispatch table, without its ten bound methods per connection (about 1 KB
+    of every idle connection): the method for a frame class is bound when a frame comes."""
+
+    __slots__ = ("_conn", "_names")
+
+    def __init__(self, conn: Any, names: dict[type, str]) -> None:
+        self._conn = conn
+        self._names = names
+
+    def __getitem__(self, kind: type) -> Any:
+        return getattr(self._conn, self._names[kind])  # KeyError for an unknown class
+
+
 class TunedH2Connection(StreamErrorRules):
     """``h2.connection.H2Connection`` with a faster way into its send buffer (and RFC 9113's
     stream errors kept to their stream: ``stream_errors``)."""
+
+    _dispatch_names: dict[type, str] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        table = getattr(self, "_frame_dispatch_table", None)
+        if type(table) is dict:
+            names = TunedH2Connection._dispatch_names
+            if names is None:
+                names = {kind: method.__name__ for kind, method in table.items()}
+                TunedH2Connection._dispatch_names = names
+            self._frame_dispatch_table = _Dispatch(self, names)  # type: ignore[assignment]
 
     def _prepare_for_sending(self, frames: list[Frame]) -> None:
         buffer = getattr(self, "_data_to_send", None)
@@ -284,8 +310,21 @@ class _Values(list[Any]):
         return self.pop(0)
 
 
+_ONE_VALUE: dict[Any, tuple[Any]] = {}  # (value,) shared by every connection
+
+
+def _one(value: Any) -> tuple[Any]:
+    found = _ONE_VALUE.get(value)
+    if found is None:
+        found = (value,)
+        if len(_ONE_VALUE) < 256:  # values a peer chooses must not grow it without end
+            _ONE_VALUE[value] = found
+    return found
+
+
 class CompactSettings(h2.settings.Settings):
-    """h2's ``Settings`` holding each setting's values in a list instead of a deque.
+    """h2's ``Settings`` holding a setting's one value in a tuple shared by every connection,
+    and a list only while a new value waits for its acknowledgement.
 
     A deque costs about 760 bytes even for the one value a setting holds between changes;
     two ``Settings`` of about seven settings each made a third of an idle connection's
@@ -298,12 +337,21 @@ class CompactSettings(h2.settings.Settings):
         self._compact()
 
     def __setitem__(self, key: Any, value: int) -> None:
+        values = getattr(self, "_settings", None)
+        if isinstance(values, dict) and type(values.get(key)) is tuple:
+            values[key] = _Values(values[key])  # h2 appends the new value to it
         super().__setitem__(key, value)
         self._compact()
+
+    def acknowledge(self) -> Any:
+        changed = super().acknowledge()
+        self._compact()
+        return changed
 
     def _compact(self) -> None:
         values = getattr(self, "_settings", None)
         if isinstance(values, dict):
             for key, held in values.items():
-                if type(held) is not _Values:
-                    values[key] = _Values(held)
+                if type(held) is tuple:
+                    continue
+                values[key] = _one(held[0]) if len(held) == 1 else _Values(held)
