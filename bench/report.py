@@ -257,8 +257,14 @@ def write_results(bench: Bench, table_text: str, elapsed: float, load: tuple[str
            *server_section(bench), *samples_section(bench), *workers_table(bench),
            "## Problems", ""]
     out += bench.problems or ["None: every request of every run succeeded."]
-    out += ["", *profiles()]
+    out += ["", *targets(), *profiles()]
     RESULTS.write_text("\n".join(out).rstrip() + "\n")
+
+
+def targets() -> list[str]:
+    """bench/TARGETS.md, the notes on each target met or missed (written by hand)."""
+    path = servers.BENCH / "TARGETS.md"
+    return [*path.read_text().strip().splitlines(), ""] if path.exists() else []
 
 
 def profiles() -> list[str]:

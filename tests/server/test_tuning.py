@@ -104,6 +104,31 @@ def test_compact_settings_behave_like_h2s() -> None:
             0x4: (65535, 1000), 0x6: (None, 5000)}
 
 
+def test_compact_settings_share_values_and_never_mutate_them() -> None:
+    first, second = CompactSettings(client=False), CompactSettings(client=False)
+    code = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+    assert first._settings[code] is second._settings[code]  # one (65535,) for both
+    first[code] = 1000
+    first.acknowledge()
+    second[code] = 2000
+    second.acknowledge()
+    assert (first.initial_window_size, second.initial_window_size) == (1000, 2000)
+    assert CompactSettings(client=False).initial_window_size == 65535
+
+
+def test_frame_dispatch_binds_the_same_methods_as_h2s() -> None:
+    config = h2.config.H2Configuration(client_side=False)
+    tuned, stock = TunedH2Connection(config=config), h2.connection.H2Connection(config=config)
+    table = stock._frame_dispatch_table
+    assert not isinstance(tuned._frame_dispatch_table, dict)  # no bound methods kept
+    for kind, method in table.items():
+        assert tuned._frame_dispatch_table[kind].__func__ is getattr(
+            type(tuned), method.__name__)
+        assert tuned._frame_dispatch_table[kind].__self__ is tuned
+    with pytest.raises(KeyError):
+        tuned._frame_dispatch_table[int]
+
+
 @pytest.mark.parametrize("seed", [7541, 1, 2, 3])
 def test_block_decoder_decodes_like_hpack(seed: int) -> None:
     """Repeated, fully indexed blocks come from memory; every block decodes the same."""
