@@ -53,6 +53,7 @@ ENABLED = (_minor(h2.__version__) in TESTED["h2"]
 _FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
 _END_STREAM, _END_HEADERS = 0x1, 0x4
 _DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
+_BULK = 64 * 1024  # a body this large, alone in the send buffer, is joined in one copy
 
 
 def _utf8(text: str | bytes) -> bytes:
@@ -153,17 +154,21 @@ class TunedH2Connection(StreamErrorRules):
 
     def send_data(self, stream_id: int, data: Any, end_stream: bool = False,
                   pad_length: Any = None) -> None:
-        if pad_length is not None or not self.try_send_data(stream_id, data, end_stream):
+        if pad_length is not None or len(data) > self.max_outbound_frame_size \
+                or not self.try_send_data(stream_id, data, end_stream):
             super().send_data(stream_id, data, end_stream, pad_length)
 
     def try_send_data(self, stream_id: int, data: Any, end_stream: bool) -> bool:
-        """Send ``data`` as one DATA frame if the windows and the frame size allow it, as
-        h2's ``send_data`` would; False (nothing sent) otherwise."""
+        """Send ``data`` now if the windows allow all of it, in DATA frames of the largest
+        size the peer allows; False (nothing sent) otherwise.
+
+        One pass of the state machines and one change of each window for the whole body,
+        as h2 would leave them after one ``send_data`` per frame.
+        """
         buffer = getattr(self, "_data_to_send", None)
         stream = self.streams.get(stream_id)
         size = len(data)
-        if stream is None or type(buffer) is not bytearray \
-                or size == 0 or size > self.max_outbound_frame_size \
+        if stream is None or type(buffer) is not bytearray or size == 0 \
                 or size > self.outbound_flow_control_window \
                 or size > stream.outbound_flow_control_window:
             return False
@@ -173,37 +178,18 @@ class TunedH2Connection(StreamErrorRules):
         if end_stream:
             machine.process_input(StreamInputs.SEND_END_STREAM)
         stream.outbound_flow_control_window -= size
-        _write_frame(buffer, _DATA, _END_STREAM if end_stream else 0, stream_id, data)
         self.outbound_flow_control_window -= size
+        limit = self.max_outbound_frame_size
+        if size <= limit:
+            _write_frame(buffer, _DATA, _END_STREAM if end_stream else 0, stream_id, data)
+        else:
+            self._write_frames(buffer, stream_id, data, end_stream, limit)
         return True
 
-    def send_data_run(self, stream_id: int, data: bytes | memoryview,
-                      end_stream: bool) -> None:
-        """``data`` within the windows, as DATA frames of the largest size the peer allows.
-
-        One pass of the state machines and one change of each window for the whole run,
-        as h2 would leave them after one ``send_data`` per frame; large bodies are framed
-        straight into the send buffer, which then leaves in one large write.
-        """
-        buffer = getattr(self, "_data_to_send", None)
-        stream = self.streams.get(stream_id)
-        size = len(data)
-        limit = self.max_outbound_frame_size
-        if stream is None or type(buffer) is not bytearray or size == 0 \
-                or size > self.outbound_flow_control_window \
-                or size > stream.outbound_flow_control_window:
-            for start in range(0, max(size, 1), limit):
-                last = start + limit >= size
-                super().send_data(stream_id, data[start:start + limit], end_stream and last)
-            return
-        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
-        machine = stream.state_machine
-        machine.process_input(StreamInputs.SEND_DATA)
-        if end_stream:
-            machine.process_input(StreamInputs.SEND_END_STREAM)
-        stream.outbound_flow_control_window -= size
-        self.outbound_flow_control_window -= size
+    def _write_frames(self, buffer: bytearray, stream_id: int, data: Any, end_stream: bool,
+                      limit: int) -> None:
         view = memoryview(data)
+        size = len(view)
         pack = _FRAME_HEADER.pack
         parts: list[bytes | memoryview] = []
         for start in range(0, size, limit):
@@ -212,12 +198,24 @@ class TunedH2Connection(StreamErrorRules):
             bits = _END_STREAM if end_stream and start + length >= size else 0
             parts.append(pack((length >> 8) & 0xFFFF, length & 0xFF, _DATA, bits, stream_id))
             parts.append(piece)
-        # One copy into a buffer of the exact size; growing the send buffer frame by frame
-        # would copy the body many times over.
-        if buffer:
-            buffer += b"".join(parts)
+        if buffer or size < _BULK:
+            for part in parts:  # straight into the send buffer: one copy
+                buffer += part
         else:
+            # A large body alone: one copy into a buffer of its exact size, where growing
+            # the send buffer frame by frame would copy it many times over.
             self._data_to_send = bytearray().join(parts)
+
+    def send_data_run(self, stream_id: int, data: bytes | memoryview,
+                      end_stream: bool) -> None:
+        """``data`` within the windows, as DATA frames of the largest size the peer allows
+        (``try_send_data``); where h2 must check it, one ``send_data`` per frame."""
+        if not self.try_send_data(stream_id, data, end_stream):
+            limit = self.max_outbound_frame_size
+            size = len(data)
+            for start in range(0, max(size, 1), limit):
+                last = start + limit >= size
+                super().send_data(stream_id, data[start:start + limit], end_stream and last)
 
     def data_to_send(self, amount: int | None = None) -> bytes:
         """Everything queued, handed over as it is: the buffer is not copied, and the
