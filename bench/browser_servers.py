@@ -16,10 +16,11 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from servers import venv_script
 
 BENCH = Path(__file__).resolve().parent
 VITE_DIR = BENCH / "browser"
@@ -39,13 +40,7 @@ class Shared:
 
 def tool(name: str) -> str:
     """A console script beside this Python, else a program from PATH."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"bench-browser needs {name}")
-    return found
+    return venv_script(name, f"bench-browser needs {name}")
 
 
 def prepare(scratch: Path) -> Shared:

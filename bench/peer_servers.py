@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import repo_path  # noqa: F401 - the repository root on sys.path, for tests.*
 from loadgen import h1_get
-from servers import PEERS, Server, free_port, log_tails, stop_process, venv_script
+from servers import PEERS, Server, free_port, venv_script, wait_ready
 
 from tests.server.h2client import HOST
 
@@ -116,24 +114,13 @@ class GranianH1(Granian):
     def start(self) -> None:
         self.port = free_port()
         self.proc = self.launch(self.port)
-        wait_ready_h1(self.proc, self.port, self.name, self.logs)
+        wait_ready(self.proc, self.port, self.name, self.logs, probe=h1_status)
 
 
-def wait_ready_h1(proc: subprocess.Popen[bytes], port: int, name: str, logs: list[Path],
-                  limit: float = 30.0) -> None:
-    """servers.wait_ready over HTTP/1.1, for a server that does not speak HTTP/2."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < limit:
-        if proc.poll() is not None:
-            raise SystemExit(f"{name} exited with code {proc.returncode} while starting\n"
-                             + log_tails(logs))
-        try:
-            status = h1_get(port, "/index.html")[0]
-        except OSError:  # not listening yet
-            time.sleep(0.01)
-            continue
-        if status == 200:
-            return
-        raise SystemExit(f"{name} answered {status} to GET /index.html\n" + log_tails(logs))
-    stop_process(proc)
-    raise SystemExit(f"{name} did not answer within {limit:g} s\n" + log_tails(logs))
+def h1_status(port: int) -> int | None:
+    """GET /index.html over HTTP/1.1, for a server that does not speak HTTP/2 (None while
+    it is not listening yet)."""
+    try:
+        return h1_get(port, "/index.html")[0]
+    except OSError:
+        return None

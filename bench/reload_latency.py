@@ -28,6 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import repo_path  # noqa: F401 - the repository root on sys.path, for tests.*
+
+from tests.reload.livekit import edit, save_atomic, save_like_vim
 
 WRITES = 50
 TIMEOUT = 5.0
@@ -72,27 +75,7 @@ def read_events(url: str, events: queue.Queue[tuple[float, str]], ready: threadi
             raise
 
 
-def save_in_place(page: Path, text: str) -> None:
-    page.write_text(text)
-
-
-def save_atomic(page: Path, text: str) -> None:
-    temporary = page.with_name(page.name + ".tmp-save")
-    temporary.write_text(text)
-    os.replace(temporary, page)
-
-
-def save_like_vim(page: Path, text: str) -> None:
-    backup = page.with_name(page.name + "~")
-    os.replace(page, backup)
-    with open(page, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    backup.unlink()
-
-
-SAVES = [("in place", save_in_place), ("atomic rename", save_atomic),
+SAVES = [("in place", edit), ("atomic rename", save_atomic),
          ("backup rename (vim)", save_like_vim)]
 
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,14 +33,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def venv_script(name: str) -> str:
-    """The console script ``name`` beside this Python, else from PATH."""
+def venv_script(name: str, missing: str = "") -> str:
+    """The console script ``name`` beside this Python, else from PATH; ``missing`` is what
+    to say when there is neither."""
     candidate = Path(sys.executable).parent / name
     if candidate.exists():
         return str(candidate)
     found = shutil.which(name)
     if found is None:
-        raise SystemExit(f"{name} not found: run 'make bench' (it installs .[bench])")
+        raise SystemExit(missing or f"{name} not found: run 'make bench' (it installs "
+                                    ".[bench])")
     return found
 
 
@@ -224,21 +227,28 @@ def nginx_version() -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+def h2_status(port: int) -> int | None:
+    """GET /index.html over HTTP/2 (greeting done first, the server's SETTINGS read); None
+    while the server is not listening yet or reset the stream."""
+    try:
+        with H2Client(port, timeout=5, handshake=True, track_frames=False) as client:
+            return client.get("/index.html").status
+    except (OSError, h2.exceptions.ProtocolError):  # OSError: ConnectionError, timeouts
+        return None
+
+
 def wait_ready(proc: subprocess.Popen[bytes], port: int, name: str, logs: list[Path],
-               limit: float = 30.0) -> float:
-    """Poll GET /index.html until a 200; returns the seconds waited. Exits on failure."""
+               limit: float = 30.0,
+               probe: Callable[[int], int | None] = h2_status) -> float:
+    """Poll GET /index.html (``probe``) until a 200; returns the seconds waited. Exits on
+    failure."""
     started = time.perf_counter()
     while time.perf_counter() - started < limit:
         if proc.poll() is not None:
             raise SystemExit(f"{name} exited with code {proc.returncode} while starting\n"
                              + log_tails(logs))
-        try:
-            # Greeting done first (the server's SETTINGS read), then the GET.
-            with H2Client(port, timeout=5, handshake=True, track_frames=False) as client:
-                status = client.get("/index.html").status
-        except (OSError, h2.exceptions.ProtocolError):  # OSError: ConnectionError, timeouts
-            status = None
-        if status is None:  # not listening yet, or the stream was reset
+        status = probe(port)
+        if status is None:
             time.sleep(0.002)
             continue
         if status == 200:

@@ -6,6 +6,7 @@ Every wait here has a deadline; nothing sleeps and then asserts.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import socket
 import threading
@@ -55,6 +56,24 @@ def wait_output(server: Any, text: str, timeout: float = 5) -> str:
 def edit(path: Path, text: str) -> None:
     """Rewrite a file in place, as most editors save."""
     path.write_text(text)
+
+
+def save_atomic(path: Path, text: str) -> None:
+    """Write a temporary file, then rename it over ``path`` (atomic saves)."""
+    temporary = path.with_name(path.name + ".tmp-save")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def save_like_vim(path: Path, text: str) -> None:
+    """vim's backup save: rename to ``name~``, write anew, ``fsync``, drop the backup."""
+    backup = path.with_name(path.name + "~")
+    os.replace(path, backup)
+    with open(path, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())  # the backup goes only after the new file is on disk
+    backup.unlink()
 
 
 # -- event streams --------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from tests.reload.livekit import (
     EventStream,
     edit,
     prime_site,
+    save_atomic,
+    save_like_vim,
     wait_output,
     wait_until,
 )
@@ -109,23 +111,7 @@ def test_editor_save_by_rename_still_swaps_css(serve: Serve, events: Events,
     assert (event.kind, event.data) == ("css", {"paths": ["/style.css"]})
 
 
-def _save_atomic(page: Path, text: str) -> None:
-    temporary = page.with_name(page.name + ".tmp-save")
-    temporary.write_text(text)
-    os.replace(temporary, page)
-
-
-def _save_like_vim(page: Path, text: str) -> None:
-    backup = page.with_name(page.name + "~")
-    os.replace(page, backup)
-    with open(page, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())  # the backup goes only after the new file is on disk
-    backup.unlink()
-
-
-@pytest.mark.parametrize("save", [edit, _save_atomic, _save_like_vim],
+@pytest.mark.parametrize("save", [edit, save_atomic, save_like_vim],
                          ids=["in place", "atomic rename", "backup rename"])
 def test_one_save_is_one_reload(serve: Serve, events: Events, project: Path,
                                 save: Callable[[Path, str], None]) -> None:
