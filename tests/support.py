@@ -7,6 +7,7 @@ package, so every test imports it as ``from tests.support import ...``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,24 @@ REPO = Path(__file__).resolve().parent.parent
 # Headless Chromium as the tests run it (add --ignore-certificate-errors where wanted).
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def launched_chromium(home: Path | None = None, timeout: float = 20000,
+                      args: list[str] | None = None) -> Iterator[Any]:
+    """Debian's Chromium, headless, through Playwright (never a downloaded browser); with
+    ``home``, its NSS database (the trusted certificates) is the one under that HOME;
+    ``args`` replace ``CHROMIUM_ARGS``."""
+    chromium = need_tool("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    env = {**os.environ, "HOME": str(home)} if home is not None else None
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=args or CHROMIUM_ARGS,
+                                    env=env, timeout=timeout)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def need_tool(name: str) -> str:

@@ -7,7 +7,6 @@ answers of routes.py behave the same on both. ``events`` is always raw HTTP/2.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from tests.reload.livekit import EventStream, HttpxEventStream, need_tool
-from tests.support import CHROMIUM_ARGS, PROTOCOLS, protocol_client
+from tests.support import PROTOCOLS, launched_chromium, protocol_client
 
 INDEX = """<!doctype html>
 <html>
@@ -111,22 +110,15 @@ def events() -> Iterator[Callable[..., EventStream]]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory,
             cert_pair: tuple[Path, Path]) -> Iterator[Any]:
-    chromium = need_tool("chromium")
     certutil = need_tool("certutil")
-    sync_api = pytest.importorskip("playwright.sync_api")
     home = tmp_path_factory.mktemp("chromium-home")
     nssdb = home / ".pki" / "nssdb"
     nssdb.mkdir(parents=True)
     subprocess.run([certutil, "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
     subprocess.run([certutil, "-d", f"sql:{nssdb}", "-A", "-t", "CP,,", "-n", "hyper2web-test",
                     "-i", str(cert_pair[0])], check=True)
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
-                                     env={**os.environ, "HOME": str(home)}, timeout=20000)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium(home) as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.static.statictools import CHROMIUM_ARGS, need_tool
+from tests.static.statictools import CHROMIUM_ARGS
+from tests.support import launched_chromium
 
 RECORD = """async () => {
   const canvas = document.createElement('canvas');
@@ -67,15 +68,8 @@ class Collect(logging.Handler):
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    chromium = need_tool("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
-                                     timeout=15000)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with launched_chromium(timeout=15000, args=CHROMIUM_ARGS) as instance:
+        yield instance
 
 
 @pytest.fixture
