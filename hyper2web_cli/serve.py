@@ -251,7 +251,8 @@ def _print_banner(app: App, root: Path, routes_path: Path | None, certfile: Path
             for line in qr_lines(url):
                 click.echo(f"    {line}")
     if routes_path is not None:
-        click.echo(f"  Routes:  {routes_path} ({len(app.router.routes)} handlers)")
+        count = len(app.router.routes)
+        click.echo(f"  Routes:  {routes_path} ({count} handler{'' if count == 1 else 's'})")
     for entry in app.proxies:
         click.echo(f"  Proxy:   {entry.prefix} -> {entry.upstream.url}")
     click.echo(f"  TLS:     {certfile}")

@@ -300,5 +300,6 @@ class SiteWatcher:
             log.error("hyper2web: routes not reloaded: %s", exc)
             self.hub.post("error", {"message": f"routes not reloaded: {exc}"})
             return
-        log.info("reloaded %s (%d handlers)", self.routes_path, len(self.app.router.routes))
+        count = len(self.app.router.routes)
+        log.info("reloaded %s (%d handler%s)", self.routes_path, count, "" if count == 1 else "s")
         self.hub.post("reload", {"paths": []})

@@ -170,7 +170,7 @@ def test_routes_beside_the_folder_are_loaded(cli_server: StartCli, site: Path,
                                              tmp_path: Path) -> None:
     routes = write_routes(tmp_path / "routes.py", "beside")
     server = cli_server(["serve", "public", "--port", "0"])
-    assert f"Routes:  {routes} (1 handlers)" in output(server)
+    assert f"Routes:  {routes} (1 handler)" in output(server)
     assert get(server.url + "/api/hello/ada").json() == {"from": "beside", "who": "ada"}
 
 
