@@ -129,3 +129,20 @@ class _stream_limit_lifted:
 
     def __exit__(self, *exc: object) -> None:
         self._values[0] = self._saved
+
+
+def oversized_frame_pending(conn: h2.connection.H2Connection) -> bool:
+    """True when the incomplete frame h2 is buffering announces an illegal length.
+
+    h2 checks a frame's length only once all of it has arrived, so a peer announcing a
+    16 MiB frame would be buffered up to 16 MiB (or wait forever) before its
+    FRAME_SIZE_ERROR. Its 9-byte header already tells: refuse it now.
+    """
+    buffer = conn.incoming_buffer
+    # Where h2 keeps the bytes of an incomplete frame: ``_data`` (4.2+) or ``data``.
+    pending = getattr(buffer, "_data", None)
+    if pending is None:
+        pending = getattr(buffer, "data", None)
+    if not isinstance(pending, (bytes, bytearray)) or len(pending) < 9:
+        return False
+    return int.from_bytes(pending[:3], "big") > conn.max_inbound_frame_size

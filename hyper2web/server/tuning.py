@@ -55,6 +55,16 @@ _END_STREAM, _END_HEADERS = 0x1, 0x4
 _DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
 _BULK = 64 * 1024  # a body this large, alone in the send buffer, is joined in one copy
 
+# Received fields are checked and decoded by ``fields.request_headers`` in one pass (a
+# malformed request resets its stream); sent ones come from Response, which lower-cases
+# names and refuses line breaks in values. So h2's own passes over every field, both ways,
+# are skipped. One configuration serves every server connection: h2 only reads it.
+SERVER_CONFIG = h2.config.H2Configuration(client_side=False, header_encoding=None,
+                                          validate_inbound_headers=False,
+                                          normalize_inbound_headers=False,
+                                          validate_outbound_headers=False,
+                                          normalize_outbound_headers=False)
+
 
 def _utf8(text: str | bytes) -> bytes:
     return text if type(text) is bytes else text.encode("utf-8")  # type: ignore[union-attr]

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
-import h2.config
 import h2.connection
 import h2.errors
 import h2.events
@@ -25,9 +24,9 @@ from ...exceptions import StreamClosed
 from ..config import ConnectionConfig
 from ..fields import MalformedRequest, check_trailers, request_headers
 from ..limits import RateBudget
-from ..stream_errors import StreamError
+from ..stream_errors import StreamError, oversized_frame_pending
 from ..tuning import ENABLED as _TUNED
-from ..tuning import new_connection, new_settings
+from ..tuning import SERVER_CONFIG, new_connection, new_settings
 from .events import (
     NO_ERROR,
     BodyEnded,
@@ -42,17 +41,6 @@ from .events import (
 log = logging.getLogger("hyper2web.server")
 
 
-# Received fields are checked and decoded by ``fields.request_headers`` in one pass (a
-# malformed request resets its stream); sent ones come from Response, which lower-cases
-# names and refuses line breaks in values. So h2's own passes over every field, both ways,
-# are skipped. One configuration serves every connection: h2 only reads it.
-_H2_CONFIG = h2.config.H2Configuration(client_side=False, header_encoding=None,
-                                       validate_inbound_headers=False,
-                                       normalize_inbound_headers=False,
-                                       validate_outbound_headers=False,
-                                       normalize_outbound_headers=False)
-
-
 class H2Protocol:
     """One HTTP/2 connection's protocol state: bytes in, events out, frames to send."""
 
@@ -62,7 +50,7 @@ class H2Protocol:
     def __init__(self, peer: str, config: ConnectionConfig) -> None:
         self.peer = peer
         self.config = config
-        self.h2 = new_connection(config=_H2_CONFIG)
+        self.h2 = new_connection(config=SERVER_CONFIG)
         self.open: set[int] = set()  # streams handed to the driver and not done yet
         self.greeted = False  # the peer's SETTINGS arrived: its preface is complete
         self.closing = False  # nothing more is read: a GOAWAY went out or came in
@@ -130,7 +118,7 @@ class H2Protocol:
                 return self._end(linger=True)
         if self.closing:
             events.append(ConnectionEnded())
-        elif self._oversized_frame_pending():
+        elif oversized_frame_pending(self.h2):
             log.info("%s: HTTP/2 frame larger than SETTINGS_MAX_FRAME_SIZE, closing",
                      self.peer)
             conn.close_connection(error_code=h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
@@ -238,22 +226,6 @@ class H2Protocol:
         if stream_id in self.open:
             self.open.discard(stream_id)
             out.append(StreamAborted(stream_id))
-
-    def _oversized_frame_pending(self) -> bool:
-        """True when the incomplete frame h2 is buffering announces an illegal length.
-
-        h2 checks a frame's length only once all of it has arrived, so a peer announcing a
-        16 MiB frame would be buffered up to 16 MiB (or wait forever) before its
-        FRAME_SIZE_ERROR. Its 9-byte header already tells: refuse it now.
-        """
-        buffer = self.h2.incoming_buffer
-        # Where h2 keeps the bytes of an incomplete frame: ``_data`` (4.2+) or ``data``.
-        pending = getattr(buffer, "_data", None)
-        if pending is None:
-            pending = getattr(buffer, "data", None)
-        if not isinstance(pending, (bytes, bytearray)) or len(pending) < 9:
-            return False
-        return int.from_bytes(pending[:3], "big") > self.h2.max_inbound_frame_size
 
     # -- budgets ---------------------------------------------------------------------------
 
