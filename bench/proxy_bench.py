@@ -37,16 +37,13 @@ PATH = "/api/records"
 MEAN = re.compile(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)")
 
 
-def _temp_paths(prefix: Path) -> str:
-    """nginx's temporary folders, inside ``prefix`` (it would write to /var otherwise)."""
-    return "\n".join(f"  {name}_temp_path {prefix / name};"
-                     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-
-
-def backend_conf(scratch: Path, port: int, body: str) -> Path:
-    prefix = scratch / "backend"
+def _nginx_conf(prefix: Path, servers_part: str) -> Path:
+    """An nginx.conf in ``prefix``: one worker, no access log, long keep-alive, its
+    temporary folders inside ``prefix`` (it would write to /var otherwise), and
+    ``servers_part`` (upstreams and servers) in the http block."""
     prefix.mkdir(exist_ok=True)
-    temp = _temp_paths(prefix)
+    temp = "\n".join(f"  {name}_temp_path {prefix / name};"
+                     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     path = prefix / "nginx.conf"
     path.write_text(f"""worker_processes 1; daemon off; pid {prefix / 'pid'};
 error_log {prefix / 'error.log'} warn;
@@ -55,37 +52,28 @@ http {{
   access_log off;
 {temp}
   keepalive_requests 1000000; keepalive_timeout 3600s;
-  server {{ listen {HOST}:{port};
-    location = {PATH} {{ default_type application/json; return 200 '{body}'; }} }}
+{servers_part}
 }}
 """)
     return path
 
 
+def backend_conf(scratch: Path, port: int, body: str) -> Path:
+    return _nginx_conf(scratch / "backend", f"""  server {{ listen {HOST}:{port};
+    location = {PATH} {{ default_type application/json; return 200 '{body}'; }} }}""")
+
+
 def nginx_front_conf(paths: servers.Paths, port: int, backend: int) -> Path:
-    prefix = paths.scratch / "front-nginx"
-    prefix.mkdir(exist_ok=True)
-    temp = _temp_paths(prefix)
     listen = (f"listen {HOST}:{port} ssl; http2 on;" if servers.nginx_version() >= (1, 25, 1)
               else f"listen {HOST}:{port} ssl http2;")
-    path = prefix / "nginx.conf"
-    path.write_text(f"""worker_processes 1; daemon off; pid {prefix / 'pid'};
-error_log {prefix / 'error.log'} warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-{temp}
-  keepalive_requests 1000000; keepalive_timeout 3600s;
+    return _nginx_conf(paths.scratch / "front-nginx", f"""\
   upstream backend {{ server {HOST}:{backend}; keepalive 32; }}
   server {{ {listen}
     ssl_certificate {paths.cert}; ssl_certificate_key {paths.key};
     root {paths.public};
     location /api/ {{ proxy_pass http://backend; proxy_http_version 1.1;
       proxy_set_header Connection ""; proxy_set_header Host $host; }}
-  }}
-}}
-""")
-    return path
+  }}""")
 
 
 def caddyfile(paths: servers.Paths, port: int, backend: int) -> Path:

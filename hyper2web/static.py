@@ -25,12 +25,13 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from . import encoding
-from .files import FileCache, FileEntry, not_modified, open_file
+from .filebody import send_body, send_ranges
+from .files import FileCache, FileEntry, not_modified
 from .http import RESERVED_PREFIX, Request, Response
 from .listing import render_listing
 from .modmap import IMMUTABLE, ModuleVersions, send_page
 from .pages import prefers_html, send_error_page
-from .ranges import Multipart, Unsatisfiable, content_range, if_range_matches, parse_range
+from .ranges import Unsatisfiable, if_range_matches, parse_range
 
 log = logging.getLogger("hyper2web")
 
@@ -335,59 +336,16 @@ class StaticFiles:
                 await response.send_informational(103, [("link", ", ".join(links))])
 
         if ranges is not None:
-            await self._send_ranges(response, entry, ranges)
+            await send_ranges(response, entry, ranges)
         elif variant is not None:
-            await self._send_body(response, variant.body, variant.path, 0, variant.size)
+            await send_body(response, variant.body, variant.path, 0, variant.size)
         else:
-            await self._send_body(response, entry.body, entry.path, 0, entry.size)
+            await send_body(response, entry.body, entry.path, 0, entry.size)
 
     def _is_service_worker(self, request: Request, entry: FileEntry) -> bool:
         if request.headers.get("service-worker") == "script":
             return True
         return os.path.basename(entry.path) in SERVICE_WORKER_NAMES
-
-    async def _send_ranges(self, response: Response, entry: FileEntry,
-                           ranges: list[tuple[int, int]]) -> None:
-        response.status = 206
-        if len(ranges) == 1:
-            first, last = ranges[0]
-            response.set_header("content-range", content_range(first, last, entry.size))
-            await self._send_body(response, entry.body, entry.path, first, last - first + 1)
-            return
-        multipart = Multipart(ranges, entry.size, entry.content_type)
-        response.set_header("content-type", multipart.content_type)
-        response.set_header("content-length", multipart.length)
-        await response.start()
-        if response.finished:  # HEAD
-            return
-        fh = None if entry.body is not None else open_file(entry.path)
-        try:
-            pieces = list(multipart.pieces())
-            for number, (data, span) in enumerate(pieces):
-                last_piece = number == len(pieces) - 1
-                if span is not None:
-                    first, last = span
-                    if entry.body is not None:
-                        data = entry.body[first:last + 1]
-                    else:
-                        assert fh is not None
-                        fh.seek(first)
-                        data = fh.read(last - first + 1)
-                await response.write(data, end=last_piece)
-        finally:
-            if fh is not None:
-                fh.close()
-
-    async def _send_body(self, response: Response, body: bytes | None, path: str,
-                         offset: int, length: int) -> None:
-        """A slice of a cached body, or of the file on disk streamed in chunks."""
-        if body is not None:
-            await response.send(body if length == len(body) else body[offset:offset + length])
-            return
-        with open_file(path) as fh:
-            if offset:
-                fh.seek(offset)
-            await response.send_open_file(fh, length)
 
     async def send_not_found(self, response: Response) -> None:
         """404 with the site's own ``404.html`` when it has one, else a small built-in page."""

@@ -143,6 +143,21 @@ def _start(game: Path) -> tuple[subprocess.Popen[str], int, list[str]]:
     return proc, found[0], output
 
 
+def stop(proc: subprocess.Popen[str], output: list[str]) -> None:
+    """Ctrl+C, as a user stops it; the app must end cleanly."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        raise
+    text = "".join(output)
+    assert code == 0, text
+    assert "Traceback" not in text, text
+
+
 def test_tutorial_app_runs_as_written(tutorial: tuple[Path, int]) -> None:
     game, expected_port = tutorial
     written = (game / "app.py").read_text()
@@ -171,15 +186,5 @@ def test_tutorial_app_runs_as_written(tutorial: tuple[Path, int]) -> None:
             assert r.status_code == 200
             assert r.content == payload
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-            raise
-    text = "".join(output)
-    assert code == 0, text
-    assert "Traceback" not in text
-    assert "KeyboardInterrupt" not in text
+        stop(proc, output)
+    assert "KeyboardInterrupt" not in "".join(output)

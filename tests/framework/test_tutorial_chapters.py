@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 import sqlite3
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.framework.test_tutorial import TUTORIAL_INDEX, _start, _tutorial_port
+from tests.framework.test_tutorial import TUTORIAL_INDEX, _start, _tutorial_port, stop
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -58,21 +56,6 @@ def make_game(tmp_path: Path, heading: str, index: str | None = None) -> tuple[P
     port = _tutorial_port()
     (game / "app.py").write_text(code.replace(PORT_LINE, f"PORT = {port}"), encoding="utf-8")
     return game, html
-
-
-def stop(proc: subprocess.Popen[str], output: list[str]) -> None:
-    """Ctrl+C, as a user stops it; the app must end cleanly."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        code = proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-        raise
-    text = "".join(output)
-    assert code == 0, text
-    assert "Traceback" not in text, text
 
 
 def client() -> httpx.Client:
