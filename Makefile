@@ -90,6 +90,6 @@ bench-browser: $(BENCH_STAMP) $(VITE_INSTALLED)
 stress: $(STAMP)
 	$(BIN)/python bench/stress.py
 
-# Where the time goes in S1, S3 and S4h (py-spy); LABEL names bench/profiles/LABEL.md.
+# Where the time goes in S1, S3, S4h and S10 (py-spy); LABEL names bench/profiles/LABEL.md.
 profile: $(BENCH_STAMP)
 	$(BIN)/python bench/profile.py $(LABEL)

@@ -1,10 +1,11 @@
 """Where hyper2web's time goes under load: py-spy samples of S1, S3 and S4h, summarized.
 
-    make profile                   # or: python bench/profile.py [LABEL]
+    make profile                   # or: python bench/profile.py [LABEL] [SCENARIO ...]
 
 Starts ``hyper2web serve`` on the benchmark site (pinned like ``make bench``), samples it with
-py-spy while h2load runs S1 (2 KB page, -c 10 -m 10), S3 (1 MB file, -c 4 -m 1) and S4h
-(100 fresh connections with one request each, run again and again), and
+py-spy while h2load runs S1 (2 KB page, -c 10 -m 10), S3 (1 MB file, -c 4 -m 1), S4h
+(100 fresh connections with one request each, run again and again) and S10 (the 2 KB page
+over HTTP/1.1; naming scenarios after the label profiles only those), and
 prints, per scenario, the share of samples by package and the functions with the most
 samples of their own (self time). The same text is written to ``bench/profiles/LABEL.md``
 (LABEL defaults to ``latest``); ``make bench`` copies every file there into RESULTS.md, so a
@@ -36,12 +37,15 @@ SCENARIOS = [
     # Handshake-bound: h2load -n 100 -c 100 over and over, for SECONDS.
     ("S4h", "100 fresh connections, one request each, repeated",
      ["-n", "100", "-c", "100", "-m", "1"], benchsite.PAGE),
+    ("S10", "small file (2 KB html) over HTTP/1.1, --h1 -c 10 -m 1",
+     ["--h1", "-c", "10", "-m", "1"], benchsite.PAGE),
 ]
 # A sample's leaf frame is put in the first group whose pattern its file name matches.
 GROUPS = [
     ("h2", re.compile(r"(^|/)h2/")),
     ("hpack", re.compile(r"(^|/)hpack/")),
     ("hyperframe", re.compile(r"(^|/)hyperframe/")),
+    ("h11", re.compile(r"(^|/)h11/")),
     ("hyper2web", re.compile(r"(^|/)hyper2web(_cli)?/")),
     ("curio", re.compile(r"(^|/)curio/")),
     ("ssl + socket (stdlib)", re.compile(r"(^|/)(ssl|socket|selectors)\.py")),
@@ -127,6 +131,10 @@ def profile_one(server: servers.Server, args: list[str], path: str, client_cpu: 
 
 def main() -> int:
     label = sys.argv[1] if len(sys.argv) > 1 else "latest"
+    only = set(sys.argv[2:])
+    unknown = only - {key for key, *_ in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"no such scenario: {', '.join(sorted(unknown))}")
     if not re.fullmatch(r"[\w.-]+", label):
         raise SystemExit(f"label {label!r}: use letters, digits, '.', '-' or '_'")
     need("h2load", "nghttp2-client")
@@ -146,6 +154,8 @@ def main() -> int:
                             f"https://127.0.0.1:{server.port}{benchsite.PAGE}"],
                            capture_output=True, timeout=60)
             for key, title, args, path in SCENARIOS:
+                if only and key not in only:
+                    continue
                 raw, rate = profile_one(server, args, path, client_cpu,
                                         Path(tmp) / f"{key}.raw")
                 sections.append(summarize(f"{key}: {title}", raw, rate))
