@@ -6,7 +6,8 @@ with a path replaces the prefix, as nginx's ``proxy_pass`` does (``/api=http://h
 turns ``/api/users`` into ``/users``). Bodies stream both ways: an upload is not buffered,
 and a response is relayed as it arrives. Hop-by-hop fields are dropped, ``X-Forwarded-*``
 and ``Forwarded`` added, ``Host`` kept (``change_origin`` sends the backend's own), and a
-``Location`` pointing at the backend is rewritten to this server's origin.
+``Location`` pointing at the backend is rewritten to point here, as nginx's default
+``proxy_redirect`` does: the target URL's prefix becomes the proxied prefix.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import zlib
 
 from ._curio import curio
-from .exceptions import StreamClosed
+from .exceptions import HTTPError, StreamClosed
 from .http import Request, Response
 from .server.protocol.ws import accept_headers, handshake_error
 from .server.upstream import (
@@ -33,10 +34,19 @@ from .static import send_error_page
 
 log = logging.getLogger("hyper2web")
 
-# RFC 9110 section 7.6.1, and the fields a connection (not a message) carries.
+# RFC 9110 section 7.6.1, and the fields a connection (not a message) carries; the fields a
+# message's own ``Connection`` names go too (``hop_by_hop``).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                         "proxy-authorization", "te", "trailer", "transfer-encoding",
                         "upgrade", "host"})
+
+
+def hop_by_hop(connection: str) -> frozenset[str]:
+    """The fields not to pass on: ``HOP_BY_HOP`` and those ``connection`` (the value of a
+    message's ``Connection`` field) names, which the sender meant for the next hop only."""
+    named = {token.strip().lower() for token in connection.split(",")}
+    named.discard("")
+    return HOP_BY_HOP | named if named else HOP_BY_HOP
 
 
 class Proxy:
@@ -69,11 +79,40 @@ class Proxy:
             rest = "/" + rest
         return base.rstrip("/") + rest if rest.startswith("/") else base + rest
 
+    def pointing_here(self, value: str, here: str) -> str:
+        """A ``Location`` or ``Content-Location`` from the backend, as the browser must see
+        it: a URL under the target URL comes back under the prefix on ``here`` (this
+        server's origin), as nginx's default ``proxy_redirect`` does; another URL at the
+        backend keeps its path on ``here``; with a path-replacing target, a path-absolute
+        reference under the target's path gets the prefix back. Other hosts stay as they are.
+        """
+        origin = self.upstream.origin
+        base = self.upstream.path.rstrip("/")  # "" for a plain target, and for "/"
+        if value.startswith(origin) and value[len(origin):len(origin) + 1] in ("", "/", "?",
+                                                                                  "#"):
+            path = value[len(origin):]
+            if self.upstream.path and _under(path, base):
+                return here + self._prefixed(path[len(base):])
+            return here + (path if path.startswith("/") else "/" + path)
+        if self.upstream.path and value.startswith("/") and not value.startswith("//") \
+                and _under(value, base):
+            return self._prefixed(value[len(base):])
+        return value
+
+    def _prefixed(self, rest: str) -> str:
+        """``rest`` (what follows the target's path) under this proxy's prefix."""
+        path = ("" if self.prefix == "/" else self.prefix) + rest
+        return path if path.startswith("/") else "/" + path
+
     def forward_headers(self, request: Request) -> list[tuple[str, str]]:
         host = request.headers.get(":authority") or request.headers.get("host") or ""
+        dropped = hop_by_hop(request.headers.get("connection", ""))
         fields = [(name, value) for name, value in request.headers.items()
-                  if not name.startswith(":") and name not in HOP_BY_HOP
+                  if not name.startswith(":") and name not in dropped
                   and not name.startswith("x-forwarded-") and name != "forwarded"]
+        te = request.headers.get("te", "").lower()
+        if "trailers" in (token.strip() for token in te.split(",")):
+            fields.append(("te", "trailers"))  # the one TE value a proxy may pass on
         client = request.client[0] if request.client else "unknown"
         earlier = request.headers.get("x-forwarded-for")
         fields.insert(0, ("host", self.upstream.netloc if self.change_origin else host))
@@ -97,14 +136,28 @@ class Proxy:
                         upstream.origin, exc)
             await send_error_page(response, status, f"{upstream.origin}: {exc}")
             return
+        except HTTPError as exc:  # the browser's upload stalled (408): its own fault
+            await send_error_page(response, exc.status, exc.message)
+            return
+        try:
+            await self._relay(request, response, answer)
+        finally:
+            await answer.discard()  # unless read to its end: the browser left, or it failed
+
+    async def _relay(self, request: Request, response: Response,
+                     answer: UpstreamResponse) -> None:
+        """The backend's answer to the browser, as it arrives."""
+        upstream = self.upstream
         here = "https://" + (request.headers.get(":authority") or "localhost")
         cookies: list[tuple[str, str]] = []  # each set-cookie stays a field of its own
+        dropped = hop_by_hop(", ".join(value for name, value in answer.headers
+                                       if name.lower() == "connection"))
         for name, value in answer.headers:
             name = name.lower()
-            if name in HOP_BY_HOP:
+            if name in dropped:
                 continue
-            if name in ("location", "content-location") and value.startswith(upstream.origin):
-                value = here + value[len(upstream.origin):]
+            if name in ("location", "content-location"):
+                value = self.pointing_here(value, here)
             if name == "set-cookie":
                 cookies.append((name, value))
             elif name in response.headers:
@@ -131,15 +184,12 @@ class Proxy:
                 await response.write(chunk)
         except UpstreamError as exc:
             # Too late for a status: the stream is reset (the connection does it for an
-            # unfinished response), so the browser knows the body is cut.
+            # unfinished response; over HTTP/1.1 it closes), so the browser knows the body
+            # is cut.
             log.warning("proxy %s %s -> %s: %s mid-body", request.method, request.raw_path,
                         upstream.origin, exc)
             return
-        except StreamClosed:
-            await answer.discard()
-            raise
         await response.end()
-
 
     async def bridge(self, request: Request, response: Response) -> None:
         """A browser's WebSocket to a proxied path: an HTTP/1.1 Upgrade to the backend,
@@ -224,6 +274,11 @@ class Proxy:
 MAX_PAGE = 16 * 1024 * 1024  # an HTML page larger than this goes out without the script
 
 
+def _under(path: str, base: str) -> bool:
+    """``path`` is ``base`` or below it (``base`` without its trailing slash)."""
+    return path.startswith(base) and path[len(base):len(base) + 1] in ("", "/", "?", "#")
+
+
 def _decode(coding: str, data: bytes) -> bytes | None:
     """``data`` without its content coding; None for a coding not known here."""
     try:
@@ -232,7 +287,10 @@ def _decode(coding: str, data: bytes) -> bytes | None:
         if coding in ("gzip", "x-gzip"):
             return gzip.decompress(data)
         if coding == "deflate":
-            return zlib.decompress(data)
+            try:
+                return zlib.decompress(data)  # RFC 9110's deflate: the zlib format
+            except zlib.error:
+                return zlib.decompress(data, -zlib.MAX_WBITS)  # raw, as some servers send
         if coding == "br":
             import brotli
 

@@ -174,10 +174,15 @@ class UpstreamResponse:
         self.headers = headers
         self._upstream = upstream
         self._conn = conn
+        # The body was read to its end, or discarded: the connection is back in the pool,
+        # or closed.
+        self.done = False
 
     async def read(self) -> bytes:
         """The next piece of the body as it arrives; ``b""`` at its end (the connection
         then goes back to the pool, or is closed)."""
+        if self.done:
+            return b""
         conn = self._conn
         try:
             while True:
@@ -188,14 +193,20 @@ class UpstreamResponse:
                 elif type(event) is h11.EndOfMessage:
                     break
         except BaseException:
+            self.done = True
             await conn.close()
             raise
+        self.done = True
         if not (conn.reusable() and self._upstream.give_back(conn)):
             await conn.close()
         return b""
 
     async def discard(self) -> None:
-        await self._conn.close()
+        """Close the connection unless the body was read to its end: the rest of an
+        unread body would otherwise be taken for the next answer."""
+        if not self.done:
+            self.done = True
+            await self._conn.close()
 
 
 class _Conn:
@@ -213,14 +224,14 @@ class _Conn:
         if body is not None and "content-length" not in names:
             fields.append(("transfer-encoding", "chunked"))
         try:
-            await self._send(h11.Request(method=method, target=target, headers=fields))
-        except UpstreamError as exc:
-            raise _Stale(exc) from None
-        if body is not None:
-            while chunk := await body.read():
-                await self._send(h11.Data(data=chunk))
-        await self._send(h11.EndOfMessage())
-        try:
+            try:
+                await self._send(h11.Request(method=method, target=target, headers=fields))
+            except UpstreamError as exc:
+                raise _Stale(exc) from None
+            if body is not None:
+                while chunk := await body.read():
+                    await self._send(h11.Data(data=chunk))
+            await self._send(h11.EndOfMessage())
             async with curio.timeout_after(upstream.head_timeout):
                 while True:
                     event = await self.next_event(fresh=True)
@@ -229,6 +240,11 @@ class _Conn:
         except curio.TaskTimeout:
             await self.close()
             raise UpstreamTimeout(f"no answer within {upstream.head_timeout:g} s") from None
+        except BaseException:
+            # The backend failed, the browser's upload broke off (or stalled), or the
+            # browser left: this connection is half-way through a request, never reusable.
+            await self.close()
+            raise
         head = [(name.decode("latin-1"), value.decode("latin-1"))
                 for name, value in event.headers]
         return UpstreamResponse(upstream, self, event.status_code, head)
