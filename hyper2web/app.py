@@ -20,13 +20,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from ._curio import curio
 from .certs import CERT_NAME, KEY_NAME
 from .exceptions import HTTPError, StreamClosed
 from .http import RESERVED_PREFIX, Request, Response
 from .listing import human_size
+from .realtime import Realtime
 from .reload import LiveReload, inject_script
 from .router import WEBSOCKET, Handler, Router, Routes
 from .server.listener import Server
@@ -38,7 +38,6 @@ if TYPE_CHECKING:  # loaded on first use: wsproto and h11 cost start-up time
     from .websocket import WebSocketHandler
 
 log = logging.getLogger("hyper2web")
-T = TypeVar("T")
 access_log = logging.getLogger("hyper2web.access")
 
 STATIC_METHODS = ("GET", "HEAD")
@@ -49,7 +48,7 @@ def access_line(method: str, path: str, status: int, size: int, ms: float) -> st
     return f"{method:<6} {path} {status} {human_size(size)} {ms:.1f} ms"
 
 
-class App(Serving):
+class App(Realtime, Serving):
     """A web application: register handlers, then call ``up()`` to serve.
 
     ``root`` is the folder of static files, served for every GET/HEAD no route claims when
@@ -120,6 +119,7 @@ class App(Serving):
         # Prefixes forwarded to the user's backend, longest first (``proxy``).
         self.proxies: list[Proxy] = []
         self.server: Server | None = None
+        self.state: dict[str, Any] = {}  # see Realtime.state: kept across replace_routes
 
     # -- registering handlers ----------------------------------------------------------------
 
@@ -151,7 +151,8 @@ class App(Serving):
         """Build a new router with ``register(app)`` and swap it in at once.
 
         Requests keep using the old router until the swap, a single assignment, so requests
-        in flight are untouched; if ``register`` raises, the old routes stay.
+        in flight are untouched; if ``register`` raises, the old routes stay. ``state``
+        is kept: it is how the new handlers reach what the old ones left (open sockets).
         """
         fresh = self._router_factory()
         self._collecting = fresh
@@ -212,18 +213,6 @@ class App(Serving):
         (Upgrade) alike; ``ws`` is a ``hyper2web.websocket.WebSocket``."""
         return self.route(WEBSOCKET, route, handler)
 
-    @staticmethod
-    async def run_sync(fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking ``fn(*args)`` in a worker thread and return its result.
-
-        Every connection shares one event loop: sqlite3, file work and CPU work called
-        straight from a handler would stall them all. ``await app.run_sync(fn, *args)``
-        runs it in a thread (curio's pool) while the loop serves everyone else;
-        exceptions come back to the handler as raised.
-        """
-        result: T = await curio.run_in_thread(fn, *args)
-        return result
-
     # -- answering requests ------------------------------------------------------------------
 
     async def handle(self, request: Request, response: Response) -> None:
@@ -239,11 +228,14 @@ class App(Serving):
             else:
                 await self._answer(request, response)
         finally:
+            method = request.method
+            if method == "CONNECT" and request.http_version[0] == "1":
+                method = "GET"  # an HTTP/1.1 WebSocket Upgrade: logged as the client sent it
             if self.access_logger is not None:
-                self.access_logger(request.method, request.raw_path, response.status,
+                self.access_logger(method, request.raw_path, response.status,
                                    response.bytes_sent, (time.perf_counter() - started) * 1000)
             elif access_log.isEnabledFor(logging.INFO):
-                access_log.info(access_line(request.method, request.raw_path, response.status,
+                access_log.info(access_line(method, request.raw_path, response.status,
                                             response.bytes_sent,
                                             (time.perf_counter() - started) * 1000))
 

@@ -9,7 +9,8 @@ The same handler serves both transports: an HTTP/1.1 Upgrade (RFC 6455) and an H
 extended CONNECT stream (RFC 8441), where a browser keeps its one connection. The
 handshake is accepted when the handler first sends or receives, or with ``accept``;
 raising ``HTTPError`` before that refuses it with that status. Messages larger than
-``max_message`` close the socket with 1009; pings are answered.
+``max_message`` close the socket with 1009; pings are answered, and a quiet socket is
+pinged: one whose peer answers no pong by the next ping is closed with 1011.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ._curio import curio
 from .exceptions import HTTPError, ServerStopping, StreamClosed, WebSocketClosed
@@ -35,6 +37,8 @@ from .server.protocol.ws import (
 
 ABNORMAL = 1006  # the connection ended without a close frame (never sent on the wire)
 PING_EVERY = 20.0  # seconds of quiet before a keep-alive ping
+NO_PONG = "keepalive ping timeout"  # the close reason when a ping went unanswered
+ENDED = "ended by the server"  # the close reason of an aborted socket (never sent)
 
 log = logging.getLogger("hyper2web")
 WebSocketHandler = Callable[[Request, "WebSocket"], Awaitable[None]]
@@ -59,6 +63,13 @@ class WebSocket:
         self.accepted = False
         self.close_code: int | None = None  # set once closed, by either side
         self.close_reason = ""
+        self._aborted = False
+        # One writer at a time: a broadcast's send and the handler's own would otherwise
+        # interleave the pieces of their frames while the peer's window is closed. A flag,
+        # and an event made only when a second writer must wait (a lock costs each idle
+        # socket a kilobyte).
+        self._writing = False
+        self._written: Any = None
 
     @property
     def subprotocols(self) -> list[str]:
@@ -118,6 +129,23 @@ class WebSocket:
         await self._flush()
         await self._finish()
 
+    async def abort(self) -> None:
+        """End the socket at once: no close frame, no waiting on the peer.
+
+        For a socket that cannot keep up (``App.broadcast``): part of a message may be on
+        its way, so no frame can follow it. The handler's ``async for`` ends (close code
+        1006); once the handler returns, the server resets the stream (HTTP/2) or closes
+        the connection (HTTP/1.1), and the page sees its socket close.
+        """
+        if self._aborted:
+            return
+        self._aborted = True
+        if self.close_code is None:
+            self.close_code, self.close_reason = ABNORMAL, ENDED
+        fail = getattr(self._source, "fail", None)  # wakes the handler waiting to read
+        if fail is not None:
+            await fail(WebSocketClosed(ABNORMAL, ENDED))
+
     async def _read(self) -> None:
         """Read the tunnel until something happens: messages, or the end."""
         data: bytes | None = None
@@ -143,7 +171,15 @@ class WebSocket:
             await self._finish()
 
     async def _read_or_ping(self) -> bytes | None:
-        """The tunnel's next bytes (None at its end), pinging while it stays quiet."""
+        """The tunnel's next bytes (None at its end), pinging while it stays quiet.
+
+        A peer that has not answered the last ping by the time the next one is due is
+        taken for gone (a laptop asleep, a NAT that dropped the connection), and the
+        socket is failed as RFC 6455 section 7.1.7 says: a close frame with a status code
+        (1011, as the ``websockets`` package sends on a ping timeout), then the end of the
+        stream without waiting for the peer's close frame, which a gone peer never sends.
+        A bare abort (a reset) would tell a peer that is still there nothing of why.
+        """
         assert self._source is not None
         while True:
             if self.ping_every is None:
@@ -152,22 +188,41 @@ class WebSocket:
                 data = await self._source.read()
             if not quiet.expired:
                 return data or None
+            if self._session.awaiting_pong:
+                self._session.close(INTERNAL, NO_PONG)
+                self.close_code, self.close_reason = INTERNAL, NO_PONG
+                return None
             self._session.ping(b"keep-alive")
             await self._flush()
 
     async def _flush(self) -> None:
-        data = self._session.data_to_send()
-        if data and not self._response.finished:
-            try:
+        """Send what the session queued (messages, pongs, close frames), in order."""
+        if self._aborted:
+            self._session.data_to_send()  # dropped: no frame may follow a cut one
+            return
+        while self._writing:
+            if self._written is None:
+                self._written = curio.Event()
+            await self._written.wait()
+        self._writing = True
+        try:
+            # Taken only now: a writer sends what the writers before it queued, in order.
+            data = self._session.data_to_send()
+            if data and not self._response.finished and not self._aborted:
                 await self._response.write(data)
-            except StreamClosed:
-                if self.close_code is None:
-                    self.close_code = ABNORMAL
+        except StreamClosed:
+            if self.close_code is None:
+                self.close_code = ABNORMAL
+        finally:
+            self._writing = False
+            if self._written is not None:
+                written, self._written = self._written, None
+                await written.set()
 
     async def _finish(self) -> None:
         """End the tunnel once both close frames went (or the peer is gone)."""
         response = self._response
-        if response.started and not response.finished:
+        if response.started and not response.finished and not self._aborted:
             try:
                 await response.end()
             except StreamClosed:

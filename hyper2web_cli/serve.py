@@ -140,6 +140,13 @@ def _parse_proxies(ctx: click.Context, param: click.Parameter,
               help="Leave the backend's HTML pages without the live reload script.")
 @click.option("--proxy-insecure", is_flag=True,
               help="Accept a self-signed certificate from an https:// backend.")
+@click.option("--proxy-timeout", default=60.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(0, min_open=True),
+              help="Seconds the backend may take to begin its answer (504 past them).")
+@click.option("--ws-max-message", default=1024 * 1024, show_default=True, metavar="BYTES",
+              type=click.IntRange(1),
+              help="Largest WebSocket message a client may send; a larger one closes its "
+                   "socket (1009).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not log each request.")
 @click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Serve from this many processes sharing the port (up to one per core).")
@@ -161,11 +168,12 @@ def serve(ctx: click.Context, **values: Any) -> None:
     app = App(address=opt.host, port=opt.port, root=root, certfile=certfile, keyfile=keyfile,
               spa=opt.spa, listing=not opt.no_list, early_hints=opt.early_hints,
               sw_allowed=opt.sw_allowed, cors=opt.cors, headers=opt.headers,
-              http1=not opt.http2_only,
+              http1=not opt.http2_only, max_ws_message=opt.ws_max_message,
               live_reload=None if opt.no_reload else LiveReload())
     for prefix, url in opt.proxies:
         app.proxy(prefix, url, change_origin=opt.proxy_change_origin,
-                  verify=not opt.proxy_insecure, inject=not opt.proxy_no_inject)
+                  verify=not opt.proxy_insecure, inject=not opt.proxy_no_inject,
+                  timeout=opt.proxy_timeout)
     access_log = None if opt.quiet else AccessLog()
     app.access_logger = access_log
     routes_path = None if opt.no_routes else (opt.routes_file or find_routes(root))

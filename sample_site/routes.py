@@ -21,7 +21,6 @@ import threading
 from pathlib import Path
 
 from hyper2web import HTTPError
-from hyper2web.exceptions import StreamClosed
 
 LEVELS = (1, 2, 3)
 TOP = 10
@@ -165,9 +164,11 @@ def parse_record(body):
 
 
 def setup(app):
-    # The open live sockets of each level; a reload of this file starts a new table, while
-    # sockets already open stay with the handlers they began with.
-    watchers = {level: set() for level in LEVELS}
+    # The open live sockets of each level, kept in app.state: a reload of this file keeps
+    # it, so the handlers of the new file also tell the pages whose socket opened before.
+    watchers = app.state.setdefault("game.watchers", {})
+    for level in LEVELS:  # a level added by the edit gets its own set
+        watchers.setdefault(level, set())
 
     async def top10(request, response):
         """GET /top10/{level}"""
@@ -194,13 +195,11 @@ def setup(app):
             await tell(record["level"])
 
     async def tell(level):
-        """Send the level's top 10 to every open page of that level."""
+        """Send the level's top 10 to every open page of that level, all at once: a page
+        that cannot take it within a second is cut off (it reconnects, or polls) and
+        dropped, so no page waits on a slow one."""
         text = json.dumps(await app.run_sync(top_ten, level))
-        for ws in list(watchers[level]):
-            try:
-                await ws.send(text)
-            except StreamClosed:
-                watchers[level].discard(ws)  # that page is gone; the others still hear
+        await app.broadcast(watchers[level], text)
 
     async def live(request, ws):
         """WS /live/{level}"""

@@ -8,6 +8,7 @@ package, so every test imports it as ``from tests.support import ...``.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import shutil
@@ -38,7 +39,7 @@ def launched_chromium(home: Path | None = None, timeout: float = 20000,
     ``home``, its NSS database (the trusted certificates) is the one under that HOME;
     ``args`` replace ``CHROMIUM_ARGS``."""
     chromium = need_tool("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = need_module("playwright.sync_api")
     env = {**os.environ, "HOME": str(home)} if home is not None else None
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=args or CHROMIUM_ARGS,
@@ -58,6 +59,18 @@ def need_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def need_module(name: str) -> Any:
+    """Import a test dependency (Playwright, say); in CI a missing one fails, elsewhere it
+    skips, so a CI run never passes by skipping the tests that need it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        message = f"{name} cannot be imported ({exc}); pip install -e '.[test]'"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 class CliServer:

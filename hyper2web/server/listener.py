@@ -165,6 +165,12 @@ class Server(Bindings):
                 await task.cancel()
             self.close_sockets()
             await self._drain()
+            # Past the grace period, a write to a peer that reads nothing (a download, a
+            # WebSocket send) would hold its connection's last flush, and so the stop,
+            # for ever: the watchdog that ends such writes has stopped. Abort them.
+            for conn in list(self.connections):
+                if conn.sending_since:
+                    await conn.abort("still sending when the server stopped")
         self._wake_r.close()
         self._wake_w.close()
 

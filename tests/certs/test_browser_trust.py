@@ -13,7 +13,7 @@ import pytest
 from tests.certs.catools import ca_file, common_name, load_cert, run_cli, user_env
 
 # No --ignore-certificate-errors: the browser checks the certificate as it would for a user.
-from tests.support import CHROMIUM_ARGS, CliServer, need_tool, start_cli
+from tests.support import CHROMIUM_ARGS, CliServer, need_module, need_tool, start_cli
 
 INDEX = """<!doctype html>
 <html><head><title>Offline first</title></head>
@@ -62,7 +62,7 @@ def visit(sync_api: Any, chromium: str, home: Path, url: str) -> dict[str, Any]:
 def test_chromium_trusts_the_site_once_the_ca_is_installed(tmp_path: Path) -> None:
     chromium = need_tool("chromium")
     need_tool("certutil")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = need_module("playwright.sync_api")
     site = tmp_path / "site"
     (site / "public").mkdir(parents=True)
     (site / "public" / "index.html").write_text(INDEX)
@@ -106,7 +106,7 @@ def test_installed_first_then_served(tmp_path: Path) -> None:
     """The order a user follows: ``certs --install`` once, then ``serve``."""
     chromium = need_tool("chromium")
     need_tool("certutil")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = need_module("playwright.sync_api")
     (tmp_path / "public").mkdir()
     (tmp_path / "public" / "index.html").write_text(INDEX)
     (tmp_path / "public" / "sw.js").write_text(WORKER)

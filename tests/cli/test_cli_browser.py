@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import CHROMIUM_ARGS, REPO, CliServer, need_tool
+from tests.support import CHROMIUM_ARGS, REPO, CliServer, need_module, need_tool
 
 BROWSER_ARGS = [*CHROMIUM_ARGS, "--ignore-certificate-errors"]
 
@@ -17,7 +17,7 @@ BROWSER_ARGS = [*CHROMIUM_ARGS, "--ignore-certificate-errors"]
 @pytest.mark.timeout(60)
 def test_sample_site_in_chromium(cli_server: Callable[..., CliServer], tmp_path: Path) -> None:
     chromium = need_tool("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = need_module("playwright.sync_api")
     shutil.copytree(REPO / "sample_site", tmp_path / "sample_site",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pem", "*.key",
                                                   "records.json", "records.sqlite3*"))

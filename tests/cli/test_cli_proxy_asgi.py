@@ -20,7 +20,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support import CHROMIUM_ARGS, need_tool
+from tests.support import launched_chromium
 
 HERE = Path(__file__).parent
 PAGE = """<!doctype html><html><head><title>rendered</title></head><body>
@@ -110,21 +110,14 @@ def test_a_websocket_through_the_proxy(front: Any) -> None:
 
 def test_chromium_reloads_a_proxied_page_when_its_template_changes(
         front: Any, templates: Path) -> None:
-    chromium = need_tool("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
-                                    timeout=15000)
-        try:
-            page = browser.new_context(ignore_https_errors=True).new_page()
-            page.goto(front.url + "/app/page", timeout=10000)
-            assert page.inner_text("#text") == "one"
-            page.wait_for_function("window.replies.length > 0", timeout=10000)
-            assert page.evaluate("window.replies") == ["starlette: from the page"]
-            page.wait_for_function("!!(window.__hyper2webReload && "
-                                   "window.__hyper2webReload.bootId)", timeout=10000)
-            (templates / "page.html").write_text(PAGE.format(text="two"))
-            page.wait_for_function("document.getElementById('text').textContent === 'two'",
-                                   timeout=10000)
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        page = browser.new_context(ignore_https_errors=True).new_page()
+        page.goto(front.url + "/app/page", timeout=10000)
+        assert page.inner_text("#text") == "one"
+        page.wait_for_function("window.replies.length > 0", timeout=10000)
+        assert page.evaluate("window.replies") == ["starlette: from the page"]
+        page.wait_for_function("!!(window.__hyper2webReload && "
+                               "window.__hyper2webReload.bootId)", timeout=10000)
+        (templates / "page.html").write_text(PAGE.format(text="two"))
+        page.wait_for_function("document.getElementById('text').textContent === 'two'",
+                               timeout=10000)

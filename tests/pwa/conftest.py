@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.support import CHROMIUM_ARGS, isolated_home, need_tool, run_cli
+from tests.support import CHROMIUM_ARGS, isolated_home, need_module, need_tool, run_cli
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def chromium(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     trusts the server's CA. Never downloads a browser.
     """
     executable = need_tool("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = need_module("playwright.sync_api")
     manager = sync_api.sync_playwright().start()
     contexts: list[Any] = []
 

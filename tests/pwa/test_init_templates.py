@@ -294,11 +294,15 @@ def test_default_template_pushes_to_the_sockets_left_when_others_go(
 
 
 class FakeSocket:
-    """What live_messages and broadcast use of a WebSocket; ``fail`` makes send raise."""
+    """What live_messages and app.broadcast use of a WebSocket; ``fail`` makes send raise."""
 
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
         self.sent: list[str] = []
+        self.aborted = False
+
+    async def abort(self) -> None:
+        self.aborted = True
 
     async def accept(self) -> None:
         pass
@@ -315,12 +319,12 @@ class FakeSocket:
         raise StopAsyncIteration  # the page closed the socket at once
 
 
-def _load_routes(project: Path) -> ModuleType:
+def _load_routes(project: Path, app: App | None = None) -> ModuleType:
     spec = importlib.util.spec_from_file_location("template_routes", project / "routes.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.setup(App(root=project / "public"))
+    module.setup(app or App(root=project / "public"))
     return module
 
 
@@ -330,9 +334,20 @@ def test_broadcast_goes_on_past_a_socket_that_fails(runner: CliRunner, tmp_path:
     good = [FakeSocket() for _ in range(3)]
     bad = [FakeSocket(fail=True) for _ in range(2)]
     routes.sockets.update(good + bad)
-    curio.run(routes.broadcast, '["hi"]')  # raises if a failing send escapes
+    sent = curio.run(routes.server.broadcast, routes.sockets, '["hi"]')
+    assert sent == 3
     assert [ws.sent for ws in good] == [['["hi"]']] * 3
-    assert routes.sockets == set(good)  # the failed ones are dropped
+    assert routes.sockets == set(good)  # the failed ones are dropped, and ended
+    assert [ws.aborted for ws in bad] == [True, True]
+
+
+def test_the_open_sockets_outlive_a_reload(runner: CliRunner, tmp_path: Path) -> None:
+    assert runner.invoke(main, ["init", "x"]).exit_code == 0
+    app = App(root=tmp_path / "x" / "public")
+    before = _load_routes(tmp_path / "x", app)
+    before.sockets.add(FakeSocket())
+    after = _load_routes(tmp_path / "x", app)  # as a save of routes.py reloads it
+    assert after.sockets is before.sockets and len(after.sockets) == 1
 
 
 def test_a_socket_is_forgotten_when_its_handler_ends(runner: CliRunner,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.pwa.pwakit import trust_server
@@ -189,7 +191,9 @@ def test_a_finished_game_updates_the_other_pages_at_once(
         cli_server: Callable[..., Any], trusted_env: dict[str, str], chromium: Any,
         tmp_path: Path) -> None:
     """Two pages of the Game on level 3: one plays until game over, the other's top 10
-    changes at once, from a frame of its WebSocket (no reload, no polling)."""
+    changes within a second of the post, from a frame of its WebSocket (no reload, no
+    polling). Both pages note the time in the browser: the player when its POST /record
+    leaves, the watcher when its list first shows the record."""
     site = copy_sample_site(tmp_path / "sample_site")
     env = {**trusted_env, "HYPER2WEB_GAME_DB": str(tmp_path / "records.sqlite3")}
     server = cli_server(["serve", "public", "--port", "0"], cwd=site, env=env)
@@ -200,6 +204,8 @@ def test_a_finished_game_updates_the_other_pages_at_once(
     frames: list[str] = []  # what the watcher's WebSocket received
     watcher.on("websocket", lambda ws: ws.on(
         "framereceived", lambda frame: frames.append(str(frame))))
+    player.add_init_script(NOTE_THE_POST)
+    watcher.add_init_script(NOTE_THE_CHANGE)
     for page in (watcher, player):
         page.goto(server.url + "/", wait_until="load")
         page.locator("#board").focus()
@@ -212,8 +218,80 @@ def test_a_finished_game_updates_the_other_pages_at_once(
     player.locator("#board").focus()
     player.keyboard.press("Space")
     play_until_over(player)
+    posted_at = player.wait_for_function("window.postedAt").json_value()
+    changed_at = watcher.wait_for_function("window.changedAt", timeout=5000).json_value()
     # Well within the 5 s of the polling fallback: the socket brought it.
-    watcher.wait_for_function("document.querySelector('#top10 li').textContent"
-                              ".startsWith('Live')", timeout=3000)
+    assert 0 <= changed_at - posted_at < 1000, f"{changed_at - posted_at:.0f} ms after the post"
     assert any('"Live"' in frame for frame in frames)
+    server.stop(signal.SIGINT)
+
+
+# The moment (ms since the epoch) the page's POST /record leaves.
+NOTE_THE_POST = """
+const sendFetch = window.fetch;
+window.fetch = function (input, init) {
+    if (String(input).endsWith("/record") && init && init.method === "POST") {
+        window.postedAt = window.postedAt || performance.timeOrigin + performance.now();
+    }
+    return sendFetch.apply(this, arguments);
+};
+"""
+# The moment the page's top 10 first shows a record of "Live".
+NOTE_THE_CHANGE = """
+document.addEventListener("DOMContentLoaded", () => {
+    new MutationObserver(() => {
+        const first = document.querySelector("#top10 li");
+        if (!window.changedAt && first && first.textContent.startsWith("Live")) {
+            window.changedAt = performance.timeOrigin + performance.now();
+        }
+    }).observe(document.getElementById("top10"), {childList: true, subtree: true});
+});
+"""
+
+
+# WebSockets that never open, as behind a proxy that refuses them.
+NO_WEBSOCKETS = """
+window.socketsTried = 0;
+window.WebSocket = class {
+    constructor() {
+        window.socketsTried += 1;
+        setTimeout(() => {
+            if (this.onerror) this.onerror(new Event("error"));
+            if (this.onclose) this.onclose(new CloseEvent("close", {code: 1006}));
+        }, 0);
+    }
+    send() {}
+    close() {}
+};
+"""
+POLL_EVERY = 5.0  # seconds: game.js polls /top10/{level} this often while its socket is closed
+
+
+def test_a_page_without_its_socket_still_hears_records_by_polling(
+        cli_server: Callable[..., Any], trusted_env: dict[str, str], chromium: Any,
+        tmp_path: Path) -> None:
+    """The page's socket cannot open; a record posted by another client still reaches its
+    list, through the polling fallback, within one polling interval."""
+    site = copy_sample_site(tmp_path / "sample_site")
+    env = {**trusted_env, "HYPER2WEB_GAME_DB": str(tmp_path / "records.sqlite3")}
+    server = cli_server(["serve", "public", "--port", "0"], cwd=site, env=env)
+    trust_server(trusted_env, server)
+    context = chromium(trusted_env)
+    page = context.pages[0] if context.pages else context.new_page()
+    opened: list[str] = []  # real sockets: there must be none
+    page.on("websocket", lambda ws: opened.append(ws.url))
+    page.add_init_script(NO_WEBSOCKETS)
+    page.goto(server.url + "/", wait_until="load")
+    page.wait_for_function("document.querySelector('#top10 li').textContent"
+                           ".startsWith('No records yet')")
+    page.wait_for_function("window.socketsTried > 0")
+    with httpx.Client(verify=False) as client:
+        posted = client.post(server.url + "/record",
+                             json={"name": "Polled", "level": 1, "score": 5})
+    assert posted.status_code == 201, posted.text
+    started = time.monotonic()
+    page.wait_for_function("document.querySelector('#top10 li').textContent"
+                           ".startsWith('Polled')", timeout=(POLL_EVERY + 1.5) * 1000)
+    assert time.monotonic() - started < POLL_EVERY + 1.5
+    assert opened == []
     server.stop(signal.SIGINT)

@@ -4,7 +4,6 @@ traceback."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import HeadersFrame
 
 from tests.server.h2client import H2Client, encode_headers
+from tests.support import need_tool
 
 ROUTES = '''
 from pathlib import Path
@@ -136,9 +136,7 @@ def test_signal_lets_a_short_response_in_flight_finish(
 
 def test_curl_gets_a_response_that_was_in_flight(
         serve: Callable[[], Any], started: Callable[[str], Started]) -> None:
-    curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("curl is not installed")
+    curl = need_tool("curl")
     server = serve()
     running = started("curl")
     proc = subprocess.Popen(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hyper2web import App
-from tests.support import CHROMIUM_ARGS, need_tool
+from tests.support import launched_chromium
 
 PAGE = """<!doctype html><title>ws</title><script>
 window.replies = [];
@@ -22,15 +22,8 @@ ws.onmessage = (event) => window.replies.push(event.data);
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    chromium = need_tool("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
-                                     timeout=15000)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with launched_chromium(timeout=15000) as instance:
+        yield instance
 
 
 def test_chromium_opens_a_websocket_over_http2(browser: Any, serve_app: Any,

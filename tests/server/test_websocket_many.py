@@ -1,5 +1,6 @@
 """A thousand WebSockets at once on ``hyper2web serve``: every one echoes, and the server's
-memory per idle socket is reported (printed; the bound is generous, not a target)."""
+memory per idle socket, read once the echoes are done, is printed (on a passing run too)
+and bounded at about twice the figure docs/reference.md gives, so a growth shows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import websockets
 
 COUNT = 1000
+IDLE = 0.5  # seconds the sockets stay quiet before the server's memory is read
+PER_SOCKET_KB = 95  # about twice the measured 47 KB (docs/reference.md, WebSocket)
 ROUTES = '''
 async def echo(request, ws):
     async for message in ws:
@@ -30,7 +33,8 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def test_a_thousand_sockets_echo_in_bounded_memory(cli_server: Any, tmp_path: Path) -> None:
+def test_a_thousand_sockets_echo_in_bounded_memory(cli_server: Any, tmp_path: Path,
+                                                   capsys: Any) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
     root = tmp_path / "public"
@@ -52,16 +56,18 @@ def test_a_thousand_sockets_echo_in_bounded_memory(cli_server: Any, tmp_path: Pa
             sockets += await asyncio.gather(*(websockets.connect(url, ssl=ctx)
                                               for _ in range(min(100, COUNT - start))))
         replies = await asyncio.gather(*(_echo(ws, n) for n, ws in enumerate(sockets)))
+        await asyncio.sleep(IDLE)  # the echoes are done: every socket is open and idle
         during = _rss_kb(server.proc.pid)
         await asyncio.gather(*(ws.close() for ws in sockets))
         return before, during, sum(replies)
 
     before, during, echoed = asyncio.run(asyncio.wait_for(run(), 120))
     per_socket = (during - before) / COUNT
-    print(f"\n{COUNT} WebSockets open: server RSS {before} KB -> {during} KB, "
-          f"{per_socket:.1f} KB per socket")
+    with capsys.disabled():  # shown on a passing run too: the figure docs/reference.md gives
+        print(f"\n{COUNT} idle WebSockets: server RSS {before} KB -> {during} KB, "
+              f"{per_socket:.1f} KB per socket")
     assert echoed == COUNT
-    assert per_socket < 200  # generous: a leak of buffers per socket would show here
+    assert per_socket < PER_SOCKET_KB, f"{per_socket:.1f} KB per idle socket"
 
 
 async def _echo(ws: Any, n: int) -> int:

@@ -11,7 +11,7 @@ close handshakes; this class adds the message size limit (1009) and message asse
 from __future__ import annotations
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_accept_token
 
 MAX_MESSAGE = 1024 * 1024  # bytes of one received message; more closes with 1009
@@ -65,6 +65,7 @@ class WSSession:
         self._parts: list[bytes | str] = []
         self._size = 0
         self._out: list[bytes] = []
+        self.awaiting_pong = False  # a ping went out and no pong has come back yet
 
     @property
     def open(self) -> bool:
@@ -85,6 +86,8 @@ class WSSession:
                         out.append(message)
                 elif isinstance(event, Ping):
                     self._send(event.response())
+                elif isinstance(event, Pong):
+                    self.awaiting_pong = False
                 elif isinstance(event, CloseConnection):
                     if self._ws.state is ConnectionState.REMOTE_CLOSING:
                         self._send(event.response())
@@ -128,6 +131,7 @@ class WSSession:
 
     def ping(self, payload: bytes = b"") -> None:
         self._send(Ping(payload=payload))
+        self.awaiting_pong = True
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Start (or answer) the closing handshake, once."""

@@ -14,7 +14,6 @@ from contextlib import closing
 from pathlib import Path
 
 from hyper2web import HTTPError
-from hyper2web.exceptions import StreamClosed
 
 SCORES: list[dict] = []
 
@@ -44,12 +43,14 @@ async def add_score(request, response):
 #
 # sqlite3 blocks, and every connection shares one event loop: each database call goes
 # through `await server.run_sync(...)` (the App's run_sync), which runs it in a worker thread.
+# `await server.broadcast(sockets, text)` sends to every open socket at once; a page that
+# cannot take it within a second is cut off (it reconnects) instead of delaying the others.
 
 DATABASE = Path(__file__).with_name("data.sqlite3")
 MAX_TEXT = 200
 SHOWN = 20
-server = None  # the App, kept by setup(app) for server.run_sync(...)
-sockets = set()  # the open /api/messages/live WebSockets
+server = None  # the App, kept by setup(app) for server.run_sync(...) and server.broadcast(...)
+sockets = set()  # the open /api/messages/live WebSockets; setup(app) keeps them in app.state
 
 
 def connect():
@@ -102,16 +103,7 @@ async def add_message(request, response):
         return
     messages = await server.run_sync(insert_message, text.strip())
     await response.send_json(messages, status=201)
-    await broadcast(json.dumps(messages))
-
-
-async def broadcast(text):
-    """Send ``text`` to every open socket; one that fails does not stop the others."""
-    for ws in list(sockets):
-        try:
-            await ws.send(text)
-        except StreamClosed:  # that page is gone; the others still hear
-            sockets.discard(ws)
+    await server.broadcast(sockets, json.dumps(messages))
 
 
 async def live_messages(request, ws):
@@ -127,8 +119,11 @@ async def live_messages(request, ws):
 
 
 def setup(app):
-    global server
+    global server, sockets
     server = app
+    # app.state outlives a reload of this file: the sockets opened before it stay in the
+    # set the new handlers send to.
+    sockets = app.state.setdefault("live_sockets", sockets)
     app.get("api/top/{count}", top)
     app.post("api/scores", add_score)
     app.get("api/messages", list_messages)
