@@ -6,8 +6,10 @@ with a path replaces the prefix, as nginx's ``proxy_pass`` does (``/api=http://h
 turns ``/api/users`` into ``/users``). Bodies stream both ways: an upload is not buffered,
 and a response is relayed as it arrives. Hop-by-hop fields are dropped, ``X-Forwarded-*``
 and ``Forwarded`` added, ``Host`` kept (``change_origin`` sends the backend's own), and a
-``Location`` pointing at the backend is rewritten to point here, as nginx's default
-``proxy_redirect`` does: the target URL's prefix becomes the proxied prefix.
+``Location`` pointing at the backend is rewritten to point here (``Proxy.pointing_here``):
+as nginx's default ``proxy_redirect`` does for an absolute URL under the target URL, and
+further than nginx for the other URLs at the backend and, with a path-replacing target,
+for path-absolute ones under the target's path.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from .static import send_error_page
 log = logging.getLogger("hyper2web")
 
 # RFC 9110 section 7.6.1, and the fields a connection (not a message) carries; the fields a
-# message's own ``Connection`` names go too (``hop_by_hop``).
+# message's own ``Connection`` names go too (``hop_by_hop``). ``TE: trailers`` is dropped as
+# well: it would promise the backend that its trailer fields reach the browser, and they do
+# not (the response API has no trailers to relay them with).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                         "proxy-authorization", "te", "trailer", "transfer-encoding",
                         "upgrade", "host"})
@@ -81,10 +85,20 @@ class Proxy:
 
     def pointing_here(self, value: str, here: str) -> str:
         """A ``Location`` or ``Content-Location`` from the backend, as the browser must see
-        it: a URL under the target URL comes back under the prefix on ``here`` (this
-        server's origin), as nginx's default ``proxy_redirect`` does; another URL at the
-        backend keeps its path on ``here``; with a path-replacing target, a path-absolute
-        reference under the target's path gets the prefix back. Other hosts stay as they are.
+        it, ``here`` being this server's origin.
+
+        - An absolute URL at the backend's origin gets ``here`` instead. Under a
+          path-replacing target's path, the prefix replaces that path (with
+          ``/api=http://h/``, ``http://h/users`` becomes ``here/api/users``); otherwise
+          the path stays, as a plain target's paths do. nginx's default ``proxy_redirect``
+          rewrites only the URLs that begin with the target URL; the other ones at the
+          backend are rewritten too, so that the browser stays on this server.
+        - With a path-replacing target, a path-absolute reference under the target's path
+          gets the prefix in place of that path (``/`` becomes ``/api/``, ``/login``
+          ``/api/login``): a backend mounted at ``/`` that redirects to its login page
+          means the login page under the prefix here. nginx leaves these unchanged.
+
+        Other hosts, relative references and ``//host`` ones stay as they are.
         """
         origin = self.upstream.origin
         base = self.upstream.path.rstrip("/")  # "" for a plain target, and for "/"
@@ -110,9 +124,6 @@ class Proxy:
         fields = [(name, value) for name, value in request.headers.items()
                   if not name.startswith(":") and name not in dropped
                   and not name.startswith("x-forwarded-") and name != "forwarded"]
-        te = request.headers.get("te", "").lower()
-        if "trailers" in (token.strip() for token in te.split(",")):
-            fields.append(("te", "trailers"))  # the one TE value a proxy may pass on
         client = request.client[0] if request.client else "unknown"
         earlier = request.headers.get("x-forwarded-for")
         fields.insert(0, ("host", self.upstream.netloc if self.change_origin else host))
@@ -167,7 +178,7 @@ class Proxy:
         first = b""
         if self._injects(request, response, answer.status):
             try:
-                first = await self._with_script(answer, response)
+                first = await self._with_script(answer, response, cookies)
             except UpstreamError as exc:
                 log.warning("proxy %s %s -> %s: %s mid-body", request.method,
                             request.raw_path, upstream.origin, exc)
@@ -221,13 +232,16 @@ class Proxy:
             await send_error_page(response, status if status >= 400 else 502,
                                   f"{upstream.origin} did not accept the WebSocket ({status})")
             return
-        chosen = dict((name.lower(), value) for name, value in head)
-        response.set_headers(accept_headers(request.headers, None))
-        for name in ("sec-websocket-protocol", "sec-websocket-extensions"):
-            if name in chosen:
-                response.set_header(name, chosen[name])
-        await response.start(101 if request.http_version.startswith("1") else 200)
+        # From here on the backend's connection is open: it closes whatever happens, the
+        # browser having left while the backend answered (its stream then refuses the
+        # head) included.
         try:
+            chosen = dict((name.lower(), value) for name, value in head)
+            response.set_headers(accept_headers(request.headers, None))
+            for name in ("sec-websocket-protocol", "sec-websocket-extensions"):
+                if name in chosen:
+                    response.set_header(name, chosen[name])
+            await response.start(101 if request.http_version.startswith("1") else 200)
             async with curio.TaskGroup(wait=any) as pumps:
                 await pumps.spawn(_pump_up, request, tunnel)
                 await pumps.spawn(_pump_down, tunnel, response)
@@ -246,10 +260,13 @@ class Proxy:
             and status == 200 \
             and response.headers.get("content-type", "").startswith("text/html")
 
-    async def _with_script(self, answer: UpstreamResponse, response: Response) -> bytes:
+    async def _with_script(self, answer: UpstreamResponse, response: Response,
+                           cookies: list[tuple[str, str]]) -> bytes:
         """Read the page (up to ``MAX_PAGE``) and inject the live reload client, as for
         static files: decoded first when the backend compressed it. Returns what was read
-        when it cannot be done (too large, an unknown coding): it goes out as it came."""
+        when it cannot be done (too large, an unknown coding): it goes out as it came.
+        ``cookies`` (the backend's ``set-cookie`` fields) go out with the page: a login
+        page that sets a session cookie must still set it."""
         pieces, size = [], 0
         while chunk := await answer.read():
             pieces.append(chunk)
@@ -266,7 +283,7 @@ class Proxy:
         for name in ("content-encoding", "content-length", "etag", "content-md5"):
             response.headers.pop(name, None)
         response.headers["content-length"] = str(len(page))
-        await response.start(answer.status)
+        await response.start(answer.status, repeated=cookies)
         await response.write(page, end=True)
         return b""
 

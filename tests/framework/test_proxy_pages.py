@@ -1,6 +1,6 @@
 """Live reload for server-rendered pages: HTML from the backend gets the reload client,
-whatever content coding the backend chose (decoded, injected, sent as identity), unless
-``inject=False``."""
+whatever content coding the backend chose (decoded, injected, sent as identity), its
+cookies kept, unless ``inject=False``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from hyper2web import App
 from hyper2web.reload import LiveReload
 from tests.framework.proxykit import BackendServer, serve_backend
+from tests.support import PROTOCOLS, protocol_client
 
 PAGE = b"<!doctype html><html><head><title>rendered</title></head><body>hi</body></html>"
 
@@ -46,6 +47,8 @@ CODINGS: dict[str, tuple[str | None, Callable[[bytes], bytes]]] = {
     "/raw-deflate": ("deflate", _raw_deflate),  # as some servers send it
 }
 
+COOKIES = ["session=abc; Path=/; HttpOnly", "csrftoken=xyz; Path=/"]
+
 
 class Pages(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -54,12 +57,17 @@ class Pages(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        coding, encode = CODINGS[self.path]
+        """A page in the coding its path names; ``/login`` sets two cookies, as a login
+        page of Django or Flask does."""
+        coding, encode = CODINGS.get(self.path, CODINGS["/plain"])
         body = encode(PAGE)
         self.send_response(200)
         self.send_header("content-type", "text/html; charset=utf-8")
         if coding:
             self.send_header("content-encoding", coding)
+        if self.path == "/login":
+            for cookie in COOKIES:
+                self.send_header("set-cookie", cookie)
         self.send_header("content-length", str(len(body)))
         self.send_header("etag", '"v1"')
         self.end_headers()
@@ -89,6 +97,19 @@ def test_server_rendered_pages_get_the_live_reload_client(serve_app: Any, tmp_pa
     assert answer.content.startswith(b"<!doctype html><html><head>")
     assert b"/__hyper2web__/client.js" in answer.content
     assert b"<body>hi</body></html>" in answer.content
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_page_with_the_client_injected_keeps_its_cookies(serve_app: Any, tmp_path: Path,
+                                                           pages: BackendServer,
+                                                           protocol: str) -> None:
+    app = App(root=tmp_path, live_reload=LiveReload())
+    app.proxy("/", pages.url)
+    running = serve_app(app)
+    with protocol_client(protocol) as client:
+        answer = client.get(f"https://localhost:{running.port}/login")
+    assert b"/__hyper2web__/client.js" in answer.content
+    assert answer.headers.get_list("set-cookie") == COOKIES
 
 
 def test_inject_false_leaves_backend_pages_as_they_are(serve_app: Any, tmp_path: Path,

@@ -21,6 +21,10 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, Event, TextMessage
 
 from hyper2web import App
+from hyper2web._curio import curio
+from hyper2web.exceptions import StreamClosed
+from hyper2web.http import Request, Response, Stream
+from hyper2web.proxy import Proxy
 from tests.server.h2client import H2Client
 
 
@@ -187,3 +191,55 @@ def test_a_websocket_to_a_backend_that_is_down_is_a_502(serve_app: Any, tmp_path
             (":protocol", "websocket"), ("sec-websocket-version", "13")])
         client.read_until(lambda: client.streams[sid].status is not None)
         assert client.streams[sid].status == 502
+
+
+class _Gone:
+    """The channel of a stream the browser reset while the backend was answering."""
+
+    async def send_head(self, *args: Any) -> None:
+        raise StreamClosed("stream 1 closed by the peer")
+
+    send_data = send_informational = send_head
+
+
+def test_a_browser_gone_during_the_backends_handshake_closes_the_backend_connection() -> None:
+    """The backend accepts the WebSocket, but the browser's stream has closed meanwhile:
+    its head cannot be sent, and the backend's connection must not stay open. (A real
+    reset lands there only when it races the backend's 101, hence the stand-in channel.)"""
+    seen: list[str] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def backend() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n")
+                try:
+                    seen.append("closed" if conn.recv(4096) == b"" else "data")
+                except TimeoutError:
+                    seen.append("left open")
+
+        thread = threading.Thread(target=backend, daemon=True)
+        thread.start()
+        proxy = Proxy("/ws", f"http://127.0.0.1:{listener.getsockname()[1]}")
+        opened: list[Any] = []  # held, so that only the proxy can close the tunnel
+        open_tunnel = proxy.upstream.open_tunnel
+
+        async def keep(*args: Any) -> Any:
+            answer = await open_tunnel(*args)
+            opened.append(answer[2])
+            return answer
+
+        proxy.upstream.open_tunnel = keep  # type: ignore[method-assign]
+        request = Request(Stream(1, {":method": "CONNECT", ":protocol": "websocket",
+                                     ":path": "/ws/x", ":authority": "localhost",
+                                     "sec-websocket-version": "13"}),
+                          client=("127.0.0.1", 1))
+        with pytest.raises(StreamClosed):
+            curio.run(proxy.bridge, request, Response(1, _Gone()))
+        thread.join(10)
+    assert opened and opened[0] is not None
+    assert seen == ["closed"]
