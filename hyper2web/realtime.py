@@ -51,7 +51,10 @@ class Realtime:
         others: the sends run side by side, and a socket that cannot take the message
         within ``timeout`` seconds, or is closed, is ended (its page sees the socket
         close and reconnects, or falls back to polling) and removed from ``sockets``
-        when that is a set.
+        when that is a set. The seconds count from the message's turn on its socket: a
+        handler's own long send to a page that reads it ahead of the broadcast is waited
+        for as long as it makes progress. A broadcast cut off (its task cancelled) ends
+        the sockets it had not finished with: part of the message may be on its way.
         """
         return await broadcast(sockets, message, timeout)
 
@@ -67,19 +70,20 @@ async def broadcast(sockets: Iterable[WebSocket], message: str | bytes,
 
     async def send(ws: WebSocket) -> None:
         nonlocal delivered
+        took = False
         try:
-            async with curio.ignore_after(timeout) as late:
-                await ws.send(message)
+            took = await ws._deliver(message, timeout)
         except StreamClosed:
             pass  # closed already: ended below, which costs nothing
-        else:
-            if not late.expired:
-                delivered += 1
-                return
-        # Part of the message may be on its way: the socket's framing cannot go on.
-        await ws.abort()
-        if drop is not None:
-            drop(ws)
+        finally:
+            # Not taken in time, closed, or cut off (the broadcasting task was cancelled):
+            # part of the message may be on its way, so the socket's framing cannot go on.
+            if not took:
+                await ws.abort()
+                if drop is not None:
+                    drop(ws)
+        if took:
+            delivered += 1
 
     if len(targets) == 1:
         await send(targets[0])  # no task to start for one page

@@ -16,6 +16,7 @@ pinged: one whose peer answers no pong by the next ping is closed with 1011.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,6 +40,9 @@ ABNORMAL = 1006  # the connection ended without a close frame (never sent on the
 PING_EVERY = 20.0  # seconds of quiet before a keep-alive ping
 NO_PONG = "keepalive ping timeout"  # the close reason when a ping went unanswered
 ENDED = "ended by the server"  # the close reason of an aborted socket (never sent)
+# A message is written in pieces of this size, each one a sign that the peer is reading:
+# a broadcast waiting behind a long send tells a slow page from a stuck one by them.
+WRITE_PIECE = 64 * 1024
 
 log = logging.getLogger("hyper2web")
 WebSocketHandler = Callable[[Request, "WebSocket"], Awaitable[None]]
@@ -70,6 +74,7 @@ class WebSocket:
         # socket a kilobyte).
         self._writing = False
         self._written: Any = None
+        self._moved = 0.0  # when the writer last got a piece out (time.monotonic())
 
     @property
     def subprotocols(self) -> list[str]:
@@ -112,12 +117,27 @@ class WebSocket:
             raise StopAsyncIteration from None
 
     async def send(self, data: str | bytes) -> None:
-        """Send one message: text for ``str``, binary for ``bytes``."""
+        """Send one message: text for ``str``, binary for ``bytes``.
+
+        A send cut off half-way (a timeout around it, its task cancelled) ends the socket
+        as ``abort`` does: the peer holds part of a frame, and no frame may follow it.
+        """
+        if not await self._deliver(data, None):
+            raise WebSocketClosed(ABNORMAL, ENDED)
+
+    async def _deliver(self, data: str | bytes, timeout: float | None) -> bool:
+        """``send`` for ``App.broadcast``: False, the socket aborted, when it made no
+        progress for ``timeout`` seconds (a page that stopped reading).
+
+        Waiting behind another writer (the handler's own long send) counts only while that
+        writer gets nothing out: a page that reads a big message at its pace is not one
+        that stopped reading. Once this message's turn comes, it has ``timeout`` seconds.
+        """
         await self.accept()
         if self.close_code is not None or not self._session.open:
             raise WebSocketClosed(self.close_code or ABNORMAL, self.close_reason)
         self._session.message(data)
-        await self._flush()
+        return await self._flush(timeout)
 
     async def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Close with ``code``: the close frame goes out and the stream ends (the peer's
@@ -130,12 +150,18 @@ class WebSocket:
         await self._finish()
 
     async def abort(self) -> None:
-        """End the socket at once: no close frame, no waiting on the peer.
+        """End the socket: no close frame, no waiting on the peer.
 
         For a socket that cannot keep up (``App.broadcast``): part of a message may be on
-        its way, so no frame can follow it. The handler's ``async for`` ends (close code
-        1006); once the handler returns, the server resets the stream (HTTP/2) or closes
-        the connection (HTTP/1.1), and the page sees its socket close.
+        its way, so no frame can follow it. A handler waiting to read is woken at once:
+        its ``async for`` ends (close code 1006), and its next ``send`` raises
+        ``WebSocketClosed``. A handler waiting in its own ``send`` is not: the response
+        offers the framework no way to end a stream under a blocked writer, so that send
+        waits until the peer takes the piece being written (up to 64 KiB) and then raises,
+        or until the server gives up on the peer after ``send_timeout`` (60 s) and resets
+        the stream (HTTP/2) or closes the connection (HTTP/1.1). Once the handler returns,
+        the server resets the stream (HTTP/2) or closes the connection (HTTP/1.1), and the
+        page sees its socket close.
         """
         if self._aborted:
             return
@@ -145,6 +171,9 @@ class WebSocket:
         fail = getattr(self._source, "fail", None)  # wakes the handler waiting to read
         if fail is not None:
             await fail(WebSocketClosed(ABNORMAL, ENDED))
+        if self._written is not None:  # and the senders waiting for their turn
+            written, self._written = self._written, None
+            await written.set()
 
     async def _read(self) -> None:
         """Read the tunnel until something happens: messages, or the end."""
@@ -195,29 +224,70 @@ class WebSocket:
             self._session.ping(b"keep-alive")
             await self._flush()
 
-    async def _flush(self) -> None:
-        """Send what the session queued (messages, pongs, close frames), in order."""
-        if self._aborted:
-            self._session.data_to_send()  # dropped: no frame may follow a cut one
-            return
-        while self._writing:
+    async def _flush(self, timeout: float | None = None) -> bool:
+        """Send what the session queued (messages, pongs, close frames), in order; False
+        when the socket is aborted, before or meanwhile (``timeout``: see ``_deliver``).
+
+        A write interrupted once it began (a timeout, a cancelled task) aborts the socket
+        before the exception goes on: the peer may hold part of a frame.
+        """
+        while self._writing and not self._aborted:
             if self._written is None:
                 self._written = curio.Event()
-            await self._written.wait()
+            if timeout is None:
+                await self._written.wait()
+                continue
+            left = self._moved + timeout - time.monotonic()
+            if left <= 0:
+                await self.abort()  # the writer ahead got nothing out for that long
+                break
+            async with curio.ignore_after(left):
+                await self._written.wait()
+        if self._aborted:
+            self._session.data_to_send()  # dropped: no frame may follow a cut one
+            return False
         self._writing = True
+        self._moved = time.monotonic()
+        began = False
         try:
             # Taken only now: a writer sends what the writers before it queued, in order.
             data = self._session.data_to_send()
-            if data and not self._response.finished and not self._aborted:
-                await self._response.write(data)
+            if data and not self._response.finished:
+                began = True
+                if timeout is None:
+                    await self._write(data)
+                else:
+                    async with curio.ignore_after(timeout) as late:
+                        await self._write(data)
+                    if late.expired:
+                        await self.abort()  # part of the message may be out
         except StreamClosed:
             if self.close_code is None:
                 self.close_code = ABNORMAL
+        except BaseException:
+            if began:
+                await self.abort()
+            raise
         finally:
             self._writing = False
             if self._written is not None:
                 written, self._written = self._written, None
                 await written.set()
+        return not self._aborted
+
+    async def _write(self, data: bytes) -> None:
+        """Write ``data`` piece by piece, noting each piece that got out (``_moved``);
+        an abort meanwhile drops the rest."""
+        if len(data) <= WRITE_PIECE:
+            await self._response.write(data)
+            self._moved = time.monotonic()
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), WRITE_PIECE):
+            if self._aborted:
+                return
+            await self._response.write(view[start:start + WRITE_PIECE])
+            self._moved = time.monotonic()
 
     async def _finish(self) -> None:
         """End the tunnel once both close frames went (or the peer is gone)."""

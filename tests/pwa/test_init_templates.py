@@ -312,6 +312,11 @@ class FakeSocket:
             raise WebSocketClosed(1006)
         self.sent.append(text)
 
+    async def _deliver(self, text: str, timeout: float | None) -> bool:
+        """What app.broadcast calls: ``send`` with a timeout, True once taken."""
+        await self.send(text)
+        return True
+
     def __aiter__(self) -> FakeSocket:
         return self
 

@@ -191,9 +191,10 @@ def test_a_finished_game_updates_the_other_pages_at_once(
         cli_server: Callable[..., Any], trusted_env: dict[str, str], chromium: Any,
         tmp_path: Path) -> None:
     """Two pages of the Game on level 3: one plays until game over, the other's top 10
-    changes within a second of the post, from a frame of its WebSocket (no reload, no
-    polling). Both pages note the time in the browser: the player when its POST /record
-    leaves, the watcher when its list first shows the record."""
+    changes from a frame of its WebSocket (no reload, no polling), soon after the post.
+    Both pages note the time in the browser: the player when its POST /record leaves, the
+    watcher when its socket brings the record, when its list first shows it, and what it
+    fetched."""
     site = copy_sample_site(tmp_path / "sample_site")
     env = {**trusted_env, "HYPER2WEB_GAME_DB": str(tmp_path / "records.sqlite3")}
     server = cli_server(["serve", "public", "--port", "0"], cwd=site, env=env)
@@ -219,10 +220,19 @@ def test_a_finished_game_updates_the_other_pages_at_once(
     player.keyboard.press("Space")
     play_until_over(player)
     posted_at = player.wait_for_function("window.postedAt").json_value()
-    changed_at = watcher.wait_for_function("window.changedAt", timeout=5000).json_value()
-    # Well within the 5 s of the polling fallback: the socket brought it.
-    assert 0 <= changed_at - posted_at < 1000, f"{changed_at - posted_at:.0f} ms after the post"
+    changed_at = watcher.wait_for_function("window.changedAt", timeout=10000).json_value()
+    # The socket brought it: its message came before the list changed, and the page
+    # fetched no top 10 since the post (the polling fallback's way).
+    heard_at = watcher.evaluate("window.heardAt")
+    assert heard_at is not None and posted_at <= heard_at <= changed_at
+    fetched = watcher.evaluate("window.fetched")
+    assert [url for url, at in fetched if "/top10/" in url and at >= posted_at] == []
     assert any('"Live"' in frame for frame in frames)
+    # The Game promises a second. End to end across two Chromium pages, on a loaded
+    # two-core CI machine, that is allowed twice over; the server's part (POST to the
+    # page's socket) is held to the second in tests/server/test_websocket_broadcast.py.
+    took = changed_at - posted_at
+    assert took < 2000, f"{took:.0f} ms after the post"
     server.stop(signal.SIGINT)
 
 
@@ -236,13 +246,30 @@ window.fetch = function (input, init) {
     return sendFetch.apply(this, arguments);
 };
 """
-# The moment the page's top 10 first shows a record of "Live".
+# The moment the page's socket brings a record of "Live", the moment its top 10 first shows
+# it, and every URL the page fetches with when.
 NOTE_THE_CHANGE = """
+const now = () => performance.timeOrigin + performance.now();
+const OpenSocket = window.WebSocket;
+window.WebSocket = class extends OpenSocket {
+    constructor(...args) {
+        super(...args);
+        this.addEventListener("message", (event) => {
+            if (!window.heardAt && String(event.data).includes('"Live"')) window.heardAt = now();
+        });
+    }
+};
+window.fetched = [];
+const fetchFirst = window.fetch;
+window.fetch = function (input, init) {
+    window.fetched.push([String(input instanceof Request ? input.url : input), now()]);
+    return fetchFirst.apply(this, arguments);
+};
 document.addEventListener("DOMContentLoaded", () => {
     new MutationObserver(() => {
         const first = document.querySelector("#top10 li");
         if (!window.changedAt && first && first.textContent.startsWith("Live")) {
-            window.changedAt = performance.timeOrigin + performance.now();
+            window.changedAt = now();
         }
     }).observe(document.getElementById("top10"), {childList: true, subtree: true});
 });
@@ -290,8 +317,11 @@ def test_a_page_without_its_socket_still_hears_records_by_polling(
                              json={"name": "Polled", "level": 1, "score": 5})
     assert posted.status_code == 201, posted.text
     started = time.monotonic()
+    # Waited for longer than the bound below, so that the bound is what can fail.
     page.wait_for_function("document.querySelector('#top10 li').textContent"
-                           ".startsWith('Polled')", timeout=(POLL_EVERY + 1.5) * 1000)
-    assert time.monotonic() - started < POLL_EVERY + 1.5
+                           ".startsWith('Polled')", timeout=3 * POLL_EVERY * 1000)
+    took = time.monotonic() - started
+    # One polling interval, and room for the fetch and a loaded machine.
+    assert took < POLL_EVERY + 3, f"the list changed {took:.1f} s after the post"
     assert opened == []
     server.stop(signal.SIGINT)

@@ -1,6 +1,7 @@
 """A thousand WebSockets at once on ``hyper2web serve``: every one echoes, and the server's
 memory per idle socket, read once the echoes are done, is printed (on a passing run too)
-and bounded at about twice the figure docs/reference.md gives, so a growth shows."""
+and bounded at about three times the figure docs/reference.md gives: a growth shows, while
+the spread between Python versions (3.10 to 3.13) and machines does not fail the run."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import websockets
 
 COUNT = 1000
 IDLE = 0.5  # seconds the sockets stay quiet before the server's memory is read
-PER_SOCKET_KB = 95  # about twice the measured 47 KB (docs/reference.md, WebSocket)
+PER_SOCKET_KB = 150  # about three times the measured 47 KB (docs/reference.md, WebSocket)
 ROUTES = '''
 async def echo(request, ws):
     async for message in ws:
