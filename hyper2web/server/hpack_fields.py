@@ -29,8 +29,10 @@ for _index, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, start=1):
 
 MAX_CACHED = 4096  # fields kept; the cache starts over when full
 MAX_CACHED_FIELD = 512  # bytes of name + value; longer fields are encoded each time
-_UNCACHED_NAMES = frozenset({b"set-cookie", b"authorization", b"proxy-authorization"})
-_cache: dict[tuple[bytes | str, bytes | str], bytes] = {}  # str only under h2 4.1
+_UNCACHED_NAMES = frozenset({b"set-cookie", b"authorization", b"proxy-authorization",
+                             "set-cookie", "authorization", "proxy-authorization"})
+# Keyed by the fields as given: bytes from h2, str from the tuned send_headers (and h2 4.1).
+_cache: dict[tuple[bytes | str, bytes | str], bytes] = {}
 
 
 def encode_integer(value: int, prefix_bits: int, first: int) -> bytes:
@@ -69,13 +71,15 @@ def encode_field(name: bytes, value: bytes) -> bytes:
 class FieldEncoder:
     """Stands in for ``hpack.Encoder`` as ``h2.connection.H2Connection.encoder``.
 
-    h2 hands ``encode`` the fields as ``(bytes, bytes)`` tuples and sets
+    h2 hands ``encode`` the fields as ``(bytes, bytes)`` tuples (the tuned ``send_headers``
+    as the response's ``(str, str)``) and sets
     ``header_table_size`` when the peer changes SETTINGS_HEADER_TABLE_SIZE; the next block
     then starts with the dynamic table size updates the peer's decoder expects (RFC 7541
     section 4.2), although this encoder keeps nothing in that table.
     """
 
     __slots__ = ("_size", "_size_changes")
+    takes_text = True  # str fields are encoded here (UTF-8): no need to encode them first
 
     def __init__(self) -> None:
         self._size = 4096

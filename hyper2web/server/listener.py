@@ -30,6 +30,7 @@ from .plain import TLS_HANDSHAKE, first_byte, redirect_to_https
 log = logging.getLogger("hyper2web.server")
 
 WATCH_EVERY = 1.0  # seconds between the watchdog's looks at stalled writes
+STOP_CHECK_EVERY = 0.05  # seconds between looks at writes still waiting once stopping
 # OpenSSL's reasons for the handshake failures a developer meets most, in plain words.
 _HANDSHAKE_HINTS = {
     "HTTP_REQUEST": "plain HTTP sent to the HTTPS port (use an https:// URL)",
@@ -166,11 +167,11 @@ class Server(Bindings):
             self.close_sockets()
             await self._drain()
             # Past the grace period, a write to a peer that reads nothing (a download, a
-            # WebSocket send) would hold its connection's last flush, and so the stop,
-            # for ever: the watchdog that ends such writes has stopped. Abort them.
-            for conn in list(self.connections):
-                if conn.sending_since:
-                    await conn.abort("still sending when the server stopped")
+            # WebSocket send, the last flush of a closing connection) would hold the stop
+            # for ever, and the watchdog that ends such writes has stopped: until every
+            # connection is gone, any write still waiting is aborted.
+            enforcer = await curio.spawn(self._abort_writers, daemon=True)
+        await enforcer.cancel()
         self._wake_r.close()
         self._wake_w.close()
 
@@ -188,6 +189,13 @@ class Server(Bindings):
                 if conn.stalled(now):
                     await conn.abort(f"the client read nothing for "
                                      f"{conn.config.send_timeout:g} s")
+
+    async def _abort_writers(self) -> None:
+        while True:
+            for conn in list(self.connections):
+                if conn.sending_since:
+                    await conn.abort("still sending when the server stopped")
+            await curio.sleep(STOP_CHECK_EVERY)
 
     async def _drain(self) -> None:
         """GOAWAY to every client, then give running responses a moment to finish.

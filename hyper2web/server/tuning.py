@@ -31,8 +31,10 @@ import h2.connection
 import h2.settings
 import hpack
 from h2.connection import ConnectionInputs
+from h2.errors import ErrorCodes
+from h2.exceptions import StreamClosedError, StreamIDTooLowError
 from h2.stream import StreamInputs
-from hyperframe.frame import DataFrame, Frame, HeadersFrame
+from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
 
 from .stream_errors import StreamErrorRules
 
@@ -68,6 +70,12 @@ SERVER_CONFIG = h2.config.H2Configuration(client_side=False, header_encoding=Non
 
 def _utf8(text: str | bytes) -> bytes:
     return text if type(text) is bytes else text.encode("utf-8")  # type: ignore[union-attr]
+
+
+def _reset(stream_id: int, code: Any) -> RstStreamFrame:
+    frame = RstStreamFrame(stream_id)
+    frame.error_code = code
+    return frame
 
 
 def _write_frame(buffer: bytearray, kind: int, bits: int, stream_id: int,
@@ -108,6 +116,30 @@ class TunedH2Connection(StreamErrorRules):
                 names = {kind: method.__name__ for kind, method in table.items()}
                 TunedH2Connection._dispatch_names = names
             self._frame_dispatch_table = _Dispatch(self, names)  # type: ignore[assignment]
+
+    def _receive_frame(self, frame: Frame) -> Any:
+        """h2's own (4.1 to 4.4 alike), without ``repr(frame)``: h2 formats every frame it
+        receives for a trace line before its quiet default logger drops it."""
+        if type(self.config.logger) is not h2.config.DummyLogger:
+            return super()._receive_frame(frame)
+        try:
+            frames, events = self._frame_dispatch_table[frame.__class__](frame)
+        except StreamClosedError as exc:
+            if not self._stream_is_closed_by_reset(exc.stream_id):
+                raise
+            self._prepare_for_sending([_reset(exc.stream_id, exc.error_code)])
+            events = exc._events
+        except StreamIDTooLowError as exc:
+            if self._stream_is_closed_by_reset(exc.stream_id):
+                self._prepare_for_sending([_reset(exc.stream_id, ErrorCodes.STREAM_CLOSED)])
+                events = []
+            elif self._stream_is_closed_by_end(exc.stream_id):
+                raise StreamClosedError(exc.stream_id) from exc
+            else:
+                raise
+        else:
+            self._prepare_for_sending(frames)
+        return events
 
     def _prepare_for_sending(self, frames: list[Frame]) -> None:
         buffer = getattr(self, "_data_to_send", None)
@@ -151,7 +183,11 @@ class TunedH2Connection(StreamErrorRules):
         self.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
         machine = stream.state_machine
         machine.process_input(StreamInputs.SEND_HEADERS)
-        block = self.encoder.encode([(_utf8(name), _utf8(value)) for name, value in headers])
+        encoder = self.encoder
+        if getattr(encoder, "takes_text", False):  # FieldEncoder: str fields, blocks cached
+            block = encoder.encode(headers)
+        else:
+            block = encoder.encode([(_utf8(name), _utf8(value)) for name, value in headers])
         if end_stream:
             machine.process_input(StreamInputs.SEND_END_STREAM)
         stream.request_method = None  # as h2 records it from the fields it sends

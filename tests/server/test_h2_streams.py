@@ -7,7 +7,22 @@ import hashlib
 import time
 from typing import Any
 
+from h2.errors import ErrorCodes
+
 from tests.server.h2client import H2Client
+from tests.server.test_h2_errors import (
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    REQUEST,
+    RST_STREAM,
+    _connected,
+    assert_goaway,
+    header_block,
+    raw_frame,
+)
 
 
 def test_slow_handler_does_not_delay_other_streams(server: Any) -> None:
@@ -88,3 +103,67 @@ def test_request_body_reaches_the_handler(server: Any) -> None:
         assert result.status == 200
         assert result.body == (b'{"length":256000,"sha256":"%s"}'
                                % hashlib.sha256(body).hexdigest().encode())
+
+
+# -- frames on streams that are over (RFC 9113 section 5.1) ---------------------------------
+
+def test_data_on_a_stream_the_server_reset_is_a_stream_error_only(server: Any) -> None:
+    """After our RST_STREAM, the peer's frames in flight get STREAM_CLOSED on that stream;
+    the connection goes on."""
+    malformed = [*REQUEST, ("x-a", "a\nb")]
+    with _connected(server.port) as client:
+        client.send_raw(raw_frame(HEADERS, END_HEADERS, 1, header_block(malformed)))
+        client.read_until(lambda: any(f.stream_id == 1 for f in client.frames_of(RST_STREAM)),
+                          timeout=3)
+        client.send_raw(raw_frame(DATA, 0, 1, b"late"))
+        client.read_until(lambda: len(client.frames_of(RST_STREAM)) == 2, timeout=3)
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                                  header_block([("x-late", "1")])))
+        client.read_until(lambda: len(client.frames_of(RST_STREAM)) == 3, timeout=3)
+        assert [f.frame.error_code for f in client.frames_of(RST_STREAM)] == \
+            [ErrorCodes.PROTOCOL_ERROR, ErrorCodes.STREAM_CLOSED, ErrorCodes.STREAM_CLOSED]
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 3, header_block(REQUEST)))
+        client.read_until(lambda: client.wire_done(3), timeout=3)
+        assert client.wire_body(3) == b"fast"
+        # Stream 1 is forgotten now (a newer stream opened), but known to have been reset.
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                                  header_block([("x-later", "1")])))
+        client.read_until(lambda: len(client.frames_of(RST_STREAM)) == 4, timeout=3)
+        assert client.frames_of(RST_STREAM)[-1].frame.error_code == ErrorCodes.STREAM_CLOSED
+        assert client.frames_of(GOAWAY) == []
+
+
+def test_frames_on_a_stream_ended_both_ways(server: Any) -> None:
+    """DATA may be late (a stream error, and its bytes leave the connection's window, as h2
+    does); a HEADERS block cannot be, so it ends the connection (STREAM_CLOSED)."""
+    with _connected(server.port) as client:
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1, header_block(REQUEST)))
+        client.read_until(lambda: client.wire_done(1), timeout=3)
+        client.send_raw(raw_frame(DATA, 0, 1, b"late"))
+        client.read_until(lambda: any(f.stream_id == 1 for f in client.frames_of(RST_STREAM)),
+                          timeout=3)
+        assert [f.frame.error_code for f in client.frames_of(RST_STREAM)] == \
+            [ErrorCodes.STREAM_CLOSED]
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                                  header_block([("x-late", "1")])))
+        assert_goaway(client, ErrorCodes.STREAM_CLOSED, 1)
+
+
+def test_headers_on_a_forgotten_stream_that_ended_both_ways(server: Any) -> None:
+    with _connected(server.port) as client:
+        for sid in (1, 3):  # opening 3 lets the server forget 1
+            client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, sid,
+                                      header_block(REQUEST)))
+            client.read_until(lambda sid=sid: client.wire_done(sid), timeout=3)
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                                  header_block([("x-late", "1")])))
+        assert_goaway(client, ErrorCodes.STREAM_CLOSED, 3)
+
+
+def test_headers_on_a_lower_stream_never_opened_is_a_connection_error(server: Any) -> None:
+    """Stream ids only grow: 3 after 5 can no longer be opened."""
+    with _connected(server.port) as client:
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 5, header_block(REQUEST)))
+        client.read_until(lambda: client.wire_done(5), timeout=3)
+        client.send_raw(raw_frame(HEADERS, END_STREAM | END_HEADERS, 3, header_block(REQUEST)))
+        assert_goaway(client, ErrorCodes.PROTOCOL_ERROR, 5)
