@@ -3,17 +3,15 @@ client may send, checked on a running ``hyper2web serve`` with the ``websockets`
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import websockets
 from click.testing import CliRunner
 
 from hyper2web_cli.cli import main
-from tests.server.wskit import ws_context, ws_url
+from tests.server.wskit import limit_seen
 
 ROUTES = '''
 async def size(request, ws):
@@ -32,21 +30,6 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "public" / "index.html").write_text("<!doctype html><title>x</title>x")
     (tmp_path / "routes.py").write_text(ROUTES)
     return tmp_path
-
-
-def limit_seen(server: Any, limit: int) -> tuple[str, int]:
-    """A message of ``limit`` bytes is taken; one byte more closes the socket: its code."""
-    async def talk() -> tuple[str, int]:
-        async with websockets.connect(ws_url(server, "size"), ssl=ws_context(),
-                                      max_size=None) as ws:
-            await ws.send(b"x" * limit)
-            taken = await asyncio.wait_for(ws.recv(), 10)
-            await ws.send(b"x" * (limit + 1))
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                await asyncio.wait_for(ws.recv(), 10)
-            return taken, closed.value.rcvd.code
-
-    return asyncio.run(asyncio.wait_for(talk(), 30))
 
 
 def test_ws_max_message_option(cli_server: Callable[..., Any], project: Path) -> None:

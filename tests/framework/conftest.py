@@ -1,4 +1,5 @@
-"""Fixtures of the framework tests: an httpx client for each protocol.
+"""Fixtures of the framework tests: an httpx client for each protocol, and the stdlib
+backend the proxy tests forward to.
 
 Every test that takes ``client`` runs twice, over HTTP/2 and over HTTP/1.1: the App API,
 routes and handlers behave the same on both.
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.framework.proxykit import Backend, BackendServer, serve_backend
 from tests.support import PROTOCOLS, protocol_client
 
 
@@ -18,3 +20,9 @@ from tests.support import PROTOCOLS, protocol_client
 def client(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
     with protocol_client(request.param, timeout=10) as c:
         yield c
+
+
+@pytest.fixture
+def backend_server() -> Iterator[BackendServer]:
+    with serve_backend(Backend) as server:
+        yield server

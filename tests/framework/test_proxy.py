@@ -25,12 +25,6 @@ SMALL_LIMIT = 64 * 1024  # the App's max_body_size: every upload below is far la
 
 
 @pytest.fixture
-def backend_server() -> Iterator[BackendServer]:
-    with serve_backend(Backend) as server:
-        yield server
-
-
-@pytest.fixture
 def proxied(serve_app: Any, tmp_path: Path, backend_server: BackendServer) -> Any:
     (tmp_path / "index.html").write_text("<!doctype html><title>front</title>front")
     app = App(root=tmp_path, max_body_size=SMALL_LIMIT)

@@ -6,7 +6,6 @@ target URL, and further (see ``Proxy.pointing_here``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -14,17 +13,11 @@ from urllib.parse import urlencode
 import pytest
 
 from hyper2web import App
-from tests.framework.proxykit import Backend, BackendServer, serve_backend
+from tests.framework.proxykit import BackendServer
 from tests.server.h1raw import H1Raw, request
 from tests.support import PROTOCOLS, protocol_client
 
 ONE_HOP = ("connection", "x-private", "keep-alive", "proxy-connection", "upgrade", "trailer")
-
-
-@pytest.fixture
-def backend_server() -> Iterator[BackendServer]:
-    with serve_backend(Backend) as server:
-        yield server
 
 
 @pytest.fixture

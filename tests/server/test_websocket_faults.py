@@ -17,7 +17,14 @@ from wsproto.events import CloseConnection, Ping, TextMessage
 
 from hyper2web import App
 from tests.server.h2client import H2Client
-from tests.server.wskit import H1WebSocket, H2Frames, h2_open, ws_context, ws_url
+from tests.server.wskit import (
+    H1WebSocket,
+    H2Frames,
+    h2_open,
+    limit_seen,
+    ws_context,
+    ws_url,
+)
 
 MIB = 1024 * 1024
 
@@ -53,19 +60,7 @@ def test_the_default_limit_takes_one_mib_and_closes_past_it_with_1009(
         async for message in ws:
             await ws.send(str(len(message)))
 
-    running = serve_app(app)
-
-    async def talk() -> tuple[str, int]:
-        async with websockets.connect(ws_url(running, "size"), ssl=ws_context(),
-                                      max_size=None) as ws:
-            await ws.send(b"x" * MIB)
-            exactly = await asyncio.wait_for(ws.recv(), 10)
-            await ws.send(b"x" * (MIB + 1))
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                await asyncio.wait_for(ws.recv(), 10)
-            return exactly, closed.value.rcvd.code
-
-    assert asyncio.run(asyncio.wait_for(talk(), 30)) == (str(MIB), 1009)
+    assert limit_seen(serve_app(app), MIB) == (str(MIB), 1009)
 
 
 def test_http11_a_slow_reader_holds_the_sender_back(serve_app: Any, tmp_path: Path) -> None:

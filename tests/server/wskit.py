@@ -5,6 +5,7 @@ whose receive buffer can be made small."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
@@ -12,6 +13,8 @@ import ssl
 import time
 from typing import Any
 
+import pytest
+import websockets
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, Event
 
@@ -110,3 +113,18 @@ class H1WebSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def limit_seen(server: Any, limit: int) -> tuple[str, int]:
+    """A message of ``limit`` bytes is taken; one byte more closes the socket: its code."""
+    async def talk() -> tuple[str, int]:
+        async with websockets.connect(ws_url(server, "size"), ssl=ws_context(),
+                                      max_size=None) as ws:
+            await ws.send(b"x" * limit)
+            taken = await asyncio.wait_for(ws.recv(), 10)
+            await ws.send(b"x" * (limit + 1))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            return taken, closed.value.rcvd.code
+
+    return asyncio.run(asyncio.wait_for(talk(), 30))
