@@ -17,18 +17,18 @@ import pytest
 from hyper2web import App
 from hyper2web.reload import LiveReload
 from tests.framework.proxykit import BackendServer, serve_backend
-from tests.support import PROTOCOLS, protocol_client
+from tests.support import PROTOCOLS, need_module, protocol_client
 
 PAGE = b"<!doctype html><html><head><title>rendered</title></head><body>hi</body></html>"
 
 
 def _brotli(data: bytes) -> bytes:
-    brotli = pytest.importorskip("brotli")
+    brotli = need_module("brotli")
     return bytes(brotli.compress(data))
 
 
 def _zstd(data: bytes) -> bytes:
-    zstandard = pytest.importorskip("zstandard")
+    zstandard = need_module("zstandard")
     return bytes(zstandard.ZstdCompressor().compress(data))
 
 
