@@ -124,6 +124,12 @@ def test_a_page_that_reads_nothing_is_dropped_over_http11(live: Any) -> None:
         assert heard < TIMEOUT, f"the prompt page waited {heard:.2f} s"
         assert answer["delivered"] == 1 and answer["left"] == 1
         wait_for(lambda: 1006 in live.ended)  # its handler's loop ended at once
+        # And its connection is closed at once too, not when the send timeout (60 s) ends
+        # a write the page never reads: the response was cut, so nothing queued is worth
+        # sending.
+        port = slow.sock.getsockname()[1]
+        wait_for(lambda: all(conn.client[1] != port
+                             for conn in list(live.app.server.connections)), timeout=3)
         # Reading again, the page gets what was already written, then finds its connection
         # closed: no close frame, 1006.
         events = slow.read_until(
