@@ -41,6 +41,7 @@ log = logging.getLogger("hyper2web")
 access_log = logging.getLogger("hyper2web.access")
 
 STATIC_METHODS = ("GET", "HEAD")
+MAX_WS_MESSAGE = 1024 * 1024  # bytes of one WebSocket message a client may send (1009 past)
 
 
 def access_line(method: str, path: str, status: int, size: int, ms: float) -> str:
@@ -70,7 +71,7 @@ class App(Realtime, Serving):
         keyfile: str | os.PathLike[str] = KEY_NAME,
         max_body_size: int = 64 * 1024 * 1024,
         max_buffered_bodies: int = 256 * 1024 * 1024,
-        max_ws_message: int = 1024 * 1024,
+        max_ws_message: int = MAX_WS_MESSAGE,
         ws_ping_every: float | None = 20.0,
         http1: bool = True,
         spa: bool = False,

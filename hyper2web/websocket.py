@@ -278,7 +278,7 @@ class WebSocket:
     async def _write(self, data: bytes) -> None:
         """Write ``data`` piece by piece, noting each piece that got out (``_moved``);
         an abort meanwhile drops the rest."""
-        if len(data) <= WRITE_PIECE:
+        if len(data) <= WRITE_PIECE:  # most messages: as they are, without a view to copy
             await self._response.write(data)
             self._moved = time.monotonic()
             return

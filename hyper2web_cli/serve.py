@@ -19,6 +19,7 @@ import click
 
 import hyper2web
 from hyper2web import App
+from hyper2web.app import MAX_WS_MESSAGE
 from hyper2web.certs import pair_problem
 from hyper2web.exceptions import CertificateError, PortInUse, ServerError
 from hyper2web.reload import LiveReload
@@ -143,7 +144,7 @@ def _parse_proxies(ctx: click.Context, param: click.Parameter,
 @click.option("--proxy-timeout", default=60.0, show_default=True, metavar="SECONDS",
               type=click.FloatRange(0, min_open=True),
               help="Seconds the backend may take to begin its answer (504 past them).")
-@click.option("--ws-max-message", default=1024 * 1024, show_default=True, metavar="BYTES",
+@click.option("--ws-max-message", default=MAX_WS_MESSAGE, show_default=True, metavar="BYTES",
               type=click.IntRange(1),
               help="Largest WebSocket message a client may send; a larger one closes its "
                    "socket (1009).")

@@ -1,4 +1,12 @@
-"""HPACK encoding of response headers without the dynamic table, each field encoded once.
+"""HPACK done once: response fields encoded once each (``FieldEncoder``), and a request's
+header block decoded once while the dynamic table is unchanged (``BlockDecoder``).
+
+``BlockDecoder``: a client asking for the same URL again (a reload, polling, h2load) sends
+the very same bytes, all indexes into the dynamic table, and decoding them again would give
+the same fields while the table is unchanged. It reads hpack's table, so ``tuning`` uses it
+only on the hpack versions tested.
+
+``FieldEncoder``:
 
 h2's encoder (hpack) spends as much time on a response's header block as the rest of a
 small static response together: it searches its tables and formats every field of every
@@ -15,7 +23,9 @@ values on the wire, a few hundred bytes per response on a loopback or LAN link.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+import hpack
 from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from hpack.table import HeaderTable
@@ -119,3 +129,51 @@ class FieldEncoder:
                     cache[(name, value)] = block
             parts.append(block)
         return b"".join(parts)
+
+
+class BlockDecoder(hpack.Decoder):
+    """``hpack.Decoder`` that skips decoding a block it decoded before in the same table.
+
+    The dynamic table only changes by insertions at its front and evictions at its back, so
+    its length, the identity of its first entry and its size limit tell whether it changed
+    since a block was decoded (an insertion can be a no-op under a small limit, hence the
+    limit). Blocks that changed the table are not remembered (their bytes would mean
+    something else next time); at most ``MAX_BLOCKS`` are, per connection.
+    """
+
+    MAX_BLOCKS = 32
+
+    def __init__(self, max_header_list_size: int = 65536) -> None:
+        super().__init__(max_header_list_size)
+        self._blocks: dict[tuple[bytes, bool], tuple[tuple[int, Any, int], list[Any]]] | None \
+            = None
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        state = self._state()
+        key = (bytes(data), raw)
+        if self._blocks is not None:
+            known = self._blocks.get(key)
+            if known is not None and _same(known[0], state):
+                return list(known[1])
+        fields = super().decode(data, raw)
+        if _same(self._state(), state):
+            if self._blocks is None:
+                self._blocks = {}
+            elif len(self._blocks) >= self.MAX_BLOCKS:
+                self._blocks.clear()
+            self._blocks[key] = (state, list(fields))
+        return fields
+
+    def _state(self) -> tuple[int, Any, int]:
+        """What decoding depends on: the entries (length, first one) and the size limit.
+
+        The first entry is compared by identity, and the remembered block keeps it alive,
+        so a new entry can never pass for it.
+        """
+        entries = self.header_table.dynamic_entries
+        return (len(entries), entries[0] if entries else None, self.header_table.maxsize)
+
+
+def _same(a: tuple[int, Any, int], b: tuple[int, Any, int]) -> bool:
+    # ``is`` for the entry: ``==`` would pass an equal entry inserted later.
+    return a[0] == b[0] and a[1] is b[1] and a[2] == b[2]

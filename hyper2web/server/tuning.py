@@ -12,10 +12,10 @@
   that are off (header validation) are skipped. Anything else (informational responses,
   trailers, priority, padding, a stream h2 does not hold, a body the windows refuse) takes
   h2's path, with its errors.
-- ``BlockDecoder`` remembers the fields of a header block that changed nothing in the
-  HPACK dynamic table: a client asking for the same URL again (a reload, polling, h2load)
-  sends the very same bytes, all indexes into that table, and decoding them again would
-  give the same fields while the table is unchanged.
+- It dispatches received frames without ``repr(frame)``, which h2 formats for a trace
+  line its silent default logger drops.
+- Its HPACK coders come from ``hpack_fields``: ``FieldEncoder`` encodes each response field
+  once, ``BlockDecoder`` decodes a repeated request block once.
 - ``CompactSettings`` keeps each setting's values in a list instead of a deque.
 """
 
@@ -279,7 +279,7 @@ def new_connection(config: h2.config.H2Configuration) -> h2.connection.H2Connect
     if not ENABLED:
         return StreamErrorRules(config=config)
     conn = TunedH2Connection(config=config)
-    from .hpack_fields import FieldEncoder
+    from .hpack_fields import BlockDecoder, FieldEncoder
 
     conn.encoder = FieldEncoder()  # type: ignore[assignment]
     decoder = BlockDecoder()
@@ -295,54 +295,6 @@ def new_settings(client: bool, initial_values: dict[h2.settings.SettingCodes, in
     if ENABLED:
         return CompactSettings(client, initial_values)
     return h2.settings.Settings(client, initial_values)
-
-
-class BlockDecoder(hpack.Decoder):
-    """``hpack.Decoder`` that skips decoding a block it decoded before in the same table.
-
-    The dynamic table only changes by insertions at its front and evictions at its back, so
-    its length, the identity of its first entry and its size limit tell whether it changed
-    since a block was decoded (an insertion can be a no-op under a small limit, hence the
-    limit). Blocks that changed the table are not remembered (their bytes would mean
-    something else next time); at most ``MAX_BLOCKS`` are, per connection.
-    """
-
-    MAX_BLOCKS = 32
-
-    def __init__(self, max_header_list_size: int = 65536) -> None:
-        super().__init__(max_header_list_size)
-        self._blocks: dict[tuple[bytes, bool], tuple[tuple[int, Any, int], list[Any]]] | None \
-            = None
-
-    def decode(self, data: bytes, raw: bool = False) -> Any:
-        state = self._state()
-        key = (bytes(data), raw)
-        if self._blocks is not None:
-            known = self._blocks.get(key)
-            if known is not None and _same(known[0], state):
-                return list(known[1])
-        fields = super().decode(data, raw)
-        if _same(self._state(), state):
-            if self._blocks is None:
-                self._blocks = {}
-            elif len(self._blocks) >= self.MAX_BLOCKS:
-                self._blocks.clear()
-            self._blocks[key] = (state, list(fields))
-        return fields
-
-    def _state(self) -> tuple[int, Any, int]:
-        """What decoding depends on: the entries (length, first one) and the size limit.
-
-        The first entry is compared by identity, and the remembered block keeps it alive,
-        so a new entry can never pass for it.
-        """
-        entries = self.header_table.dynamic_entries
-        return (len(entries), entries[0] if entries else None, self.header_table.maxsize)
-
-
-def _same(a: tuple[int, Any, int], b: tuple[int, Any, int]) -> bool:
-    # ``is`` for the entry: ``==`` would pass an equal entry inserted later.
-    return a[0] == b[0] and a[1] is b[1] and a[2] == b[2]
 
 
 class _Values(list[Any]):

@@ -136,7 +136,7 @@ def test_block_decoder_decodes_like_hpack(seed: int) -> None:
 
     import hpack
 
-    from hyper2web.server.tuning import BlockDecoder
+    from hyper2web.server.hpack_fields import BlockDecoder
 
     rng = random.Random(seed)
     encoder = hpack.Encoder()
