@@ -1,0 +1,91 @@
+"""Large writes are corked (TCP_CORK) while they last, and the cork always comes off: a
+small answer after a large one must leave at once, not after the kernel's 200 ms cap.
+
+The server runs in this process, so its live connections can be inspected directly: one
+whose peer stops reading is caught in the middle of a large write.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+import time
+from typing import Any
+
+import h2.settings
+import pytest
+
+from hyper2web.server.connection import Connection
+from tests.server.h1raw import H1Raw
+from tests.server.h2client import H2Client
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="Linux only")
+
+BIG_WINDOW = 2**30
+
+
+def live_connections() -> list[Connection]:
+    return [obj for obj in gc.get_objects()
+            if isinstance(obj, Connection) and not obj.closed]
+
+
+def corked(conn: Connection) -> int:
+    return conn.sock._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
+
+
+def writing_connection(timeout: float = 10.0) -> Connection:
+    """The connection stuck in a write to a peer that reads nothing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for conn in live_connections():
+            if conn.sending_since:
+                return conn
+        time.sleep(0.02)
+    raise AssertionError("no connection was caught writing")
+
+
+def assert_uncorked() -> None:
+    conns = live_connections()
+    assert conns, "the test's connection should still be open"
+    assert [corked(conn) for conn in conns] == [0] * len(conns)
+
+
+def test_h2_large_write_is_corked_then_uncorked(server: Any) -> None:
+    client = H2Client(server.port, settings={
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: BIG_WINDOW - 1}, handshake=True)
+    with client:
+        client.conn.increment_flow_control_window(BIG_WINDOW - 1 - 65535)
+        client.flush()
+        sid = client.request("/big.bin")
+        assert corked(writing_connection()) == 1  # the socket's buffers are full
+        client.keep_body = False
+        result = client.wait(sid, timeout=60)
+        assert result.status == 200
+        client.keep_body = True
+        assert_uncorked()
+        small = client.get("/index.html")  # the same connection goes on answering
+        assert small.status == 200 and b"ok" in small.body
+        assert_uncorked()
+
+
+def test_h1_large_write_is_corked_then_uncorked(server: Any) -> None:
+    client = H1Raw(server.port)
+    client.send(b"GET /big.bin HTTP/1.1\r\nhost: localhost\r\n\r\n")
+    assert corked(writing_connection()) == 1
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += client.sock.recv(65536)
+    received = len(data) - data.index(b"\r\n\r\n") - 4
+    while received < server.site.big_size:
+        received += len(client.sock.recv(1 << 20))
+    assert received == server.site.big_size
+    client.send(b"GET /index.html HTTP/1.1\r\nhost: localhost\r\n\r\n")
+    assert b"200" in client.sock.recv(65536)
+    assert_uncorked()
+    client.sock.close()
+
+
+def test_small_answers_are_never_corked(server: Any) -> None:
+    with H2Client(server.port, handshake=True) as client:
+        assert client.get("/index.html").status == 200
+        assert_uncorked()
