@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
-from .chunks import read_into
+from .chunks import CHUNK, chunk_buffer, keep_buffer, read_into
 from .exceptions import ResponseAlreadySent
 from .mime import content_type_for
 
@@ -26,7 +26,7 @@ RESERVED_PREFIX = "/__hyper2web__/"
 # Files up to this size are read in one call on the event loop: a local read of this size
 # costs less than a thread hop. Bigger files stream in chunks read in a worker thread.
 SMALL_FILE = 256 * 1024
-FILE_CHUNK = 256 * 1024
+FILE_CHUNK = CHUNK
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -377,7 +377,8 @@ class Response:
             return
         await self.start()
         fd, offset, remaining = fh.fileno(), fh.tell(), size
-        buffer = memoryview(bytearray(min(FILE_CHUNK, size)))  # reused: ``write`` copies
+        chunk = chunk_buffer()
+        buffer = memoryview(chunk)  # reused from chunk to chunk: ``write`` copies
         while remaining > 0:
             count = await read_into(fd, buffer[:min(len(buffer), remaining)], offset)
             if not count:  # the file shrank while being sent: the stream cannot be honest
@@ -385,6 +386,8 @@ class Response:
             offset += count
             remaining -= count
             await self.write(buffer[:count], end=remaining <= 0)
+        buffer.release()
+        keep_buffer(chunk)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} stream={self.stream_id}>"

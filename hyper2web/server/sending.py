@@ -147,6 +147,8 @@ class Sender:
                     # ``data`` too. They go first in the next flush.
                     self._unsent = data[getattr(exc, "bytes_sent", 0):]
                     raise
+                else:
+                    self.proto.recycle(data)  # written whole: the protocol may reuse it
                 finally:
                     self.sending_since = 0.0
                     if corked:

@@ -106,6 +106,7 @@ class TunedH2Connection(StreamErrorRules):
     stream errors kept to their stream: ``stream_errors``)."""
 
     _dispatch_names: dict[type, str] | None = None
+    _spare: bytearray | None = None  # see ``recycle``
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -247,10 +248,26 @@ class TunedH2Connection(StreamErrorRules):
         if buffer or size < _BULK:
             for part in parts:  # straight into the send buffer: one copy
                 buffer += part
-        else:
-            # A large body alone: one copy into a buffer of its exact size, where growing
-            # the send buffer frame by frame would copy it many times over.
+            return
+        # A large body alone: one copy into a buffer of its exact size, where growing the
+        # send buffer frame by frame would copy it many times over. The last one sent is
+        # used again when it has that size (``recycle``): each chunk of a large file does.
+        spare, self._spare = self._spare, None
+        if spare is None or len(spare) != size + _FRAME_HEADER.size * len(parts) // 2:
             self._data_to_send = bytearray().join(parts)
+            return
+        end = 0
+        for part in parts:
+            start, end = end, end + len(part)
+            spare[start:end] = part
+        self._data_to_send = spare
+
+    def recycle(self, data: Any) -> None:
+        """``data``, from ``data_to_send``, has been written: keep it if large, for the next
+        large body. A fresh buffer of that size is a fresh mapping from the system whose
+        every page faults when first written: about a tenth of a large download's time."""
+        if type(data) is bytearray and len(data) >= _BULK:
+            self._spare = data
 
     def send_data_run(self, stream_id: int, data: bytes | memoryview,
                       end_stream: bool) -> None:

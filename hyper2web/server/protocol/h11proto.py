@@ -152,6 +152,9 @@ class H11Protocol:
         self._out.clear()
         return data
 
+    def recycle(self, data: bytes) -> None:
+        """Nothing to reuse: h11 makes new bytes for every event."""
+
     def _send(self, event: Any) -> None:
         """Queue h11's bytes for ``event``; one it refuses means the stream is unusable."""
         try:

@@ -254,6 +254,13 @@ class H2Protocol:
             self._raw_frames.clear()
         return data
 
+    def recycle(self, data: bytes) -> None:
+        """``data`` from ``data_to_send`` has been written whole and is not used any more:
+        the tuned connection reuses a large one (``tuning``)."""
+        recycle = getattr(self.h2, "recycle", None)
+        if recycle is not None:
+            recycle(data)
+
     def send_head(self, stream_id: int, status: int, headers: Sequence[tuple[str, str]],
                   end: bool) -> None:
         block = [(":status", str(status))]

@@ -1,0 +1,70 @@
+"""Large bodies reuse their buffers (the file chunk buffer, the framed send buffer): every
+byte must still be the file's, whether downloads run side by side on one connection or on
+several, follow each other, or are cut off half-way by a reset."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import h2.settings
+import httpx
+
+from hyper2web import chunks
+from tests.server.h2client import H2Client
+
+BIG_WINDOW = 2**30
+
+
+def wide_client(port: int) -> H2Client:
+    """A client whose windows never hold the server back: bodies leave in bulk."""
+    client = H2Client(port, settings={
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: BIG_WINDOW - 1}, handshake=True)
+    client.conn.increment_flow_control_window(BIG_WINDOW - 1 - 65535)
+    client.flush()
+    return client
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_side_by_side_downloads_on_one_connection_are_intact(server: Any) -> None:
+    with wide_client(server.port) as client:
+        results = client.batch(["/medium.bin"] * 6)
+    assert [r.status for r in results] == [200] * 6
+    assert {sha(r.body) for r in results} == {server.site.medium_sha256}
+
+
+def test_downloads_over_many_connections_are_intact(server: Any) -> None:
+    digests: list[str] = []
+
+    def fetch() -> None:
+        with httpx.Client(http2=True, verify=False) as client:
+            for _ in range(3):
+                digests.append(sha(client.get(f"{server.url}/medium.bin").content))
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert digests == [server.site.medium_sha256] * 12
+    assert len(chunks._spare) <= chunks.KEPT
+
+
+def test_a_download_reset_half_way_spoils_no_later_one(server: Any) -> None:
+    with wide_client(server.port) as client:
+        cut = client.request("/big.bin")
+        client.read_until(lambda: len(client.streams[cut].body) > 1024 * 1024)
+        client.reset(cut)
+        after = client.get("/medium.bin", timeout=30)
+        again = client.get("/medium.bin", timeout=30)
+    assert sha(after.body) == sha(again.body) == server.site.medium_sha256
+
+
+def test_http1_downloads_are_intact(server: Any) -> None:
+    with httpx.Client(verify=False) as client:
+        bodies = [client.get(f"{server.url}/medium.bin").content for _ in range(3)]
+    assert {sha(body) for body in bodies} == {server.site.medium_sha256}
