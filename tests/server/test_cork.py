@@ -34,11 +34,12 @@ def corked(conn: Connection) -> int:
 
 
 def writing_connection(timeout: float = 10.0) -> Connection:
-    """The connection stuck in a write to a peer that reads nothing."""
+    """The connection stuck in a write to a peer that reads nothing: one whose write began
+    a while ago (a small write may be caught in progress too, for an instant)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for conn in live_connections():
-            if conn.sending_since:
+            if conn.sending_since and time.monotonic() - conn.sending_since > 0.3:
                 return conn
         time.sleep(0.02)
     raise AssertionError("no connection was caught writing")
