@@ -39,29 +39,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def h2load(args: list[str]) -> str:
-    return subprocess.run(["taskset", "-c", "1", "h2load", *args], capture_output=True,
-                          text=True, timeout=120).stdout
+def h2load(args: list[str]) -> int:
+    """Run h2load; the number of requests done. Exits unless every one of them got a 2xx."""
+    out = subprocess.run(["taskset", "-c", "1", "h2load", *args], capture_output=True,
+                         text=True, timeout=120).stdout
+    done = re.search(r"(\d+) done, (\d+) succeeded, 0 failed, 0 errored, 0 timeout", out)
+    if done is None or int(done.group(1)) == 0 or done.group(1) != done.group(2) \
+            or "2xx, 0 3xx, 0 4xx, 0 5xx" not in out:
+        raise SystemExit(f"h2load {' '.join(args)} failed:\n{out}")
+    return int(done.group(1))
 
 
 def measure(key: str, pid: int, base: str, uris: Path) -> tuple[float, float]:
     """(figure, server CPU microseconds per request) of one scenario run."""
     before = cpu_seconds(pid)
+    began = time.perf_counter()
     if key == "S4h":
-        began = time.perf_counter()
-        for _ in range(HANDSHAKE_RUNS):
-            h2load([*HANDSHAKES, base + benchsite.PAGE])
-        requests = 100 * HANDSHAKE_RUNS
-        rate = requests / (time.perf_counter() - began)
+        requests = sum(h2load([*HANDSHAKES, base + benchsite.PAGE])
+                       for _ in range(HANDSHAKE_RUNS))
     else:
         target = ["-i", str(uris)] if key == "S5" else \
             [base + (benchsite.LARGE if key == "S3" else benchsite.PAGE)]
-        out = h2load(["-D", SECONDS, *ARGS[key], *target])
-        found = re.search(r"finished in .*? ([\d.]+) req/s", out)
-        if found is None or re.search(r" 0 failed", out) is None:
-            raise SystemExit(f"{key}: h2load failed:\n{out}")
-        rate = float(found.group(1))
-        requests = rate * float(SECONDS)
+        requests = h2load(["-D", SECONDS, *ARGS[key], *target])
+    rate = requests / (time.perf_counter() - began)
     used = 1e6 * (cpu_seconds(pid) - before) / requests
     figure = rate * benchsite.LARGE_SIZE / 1e6 if key == "S3" else rate
     return figure, used
@@ -73,6 +73,14 @@ def main() -> int:
         return 2
     trees = {"old": sys.argv[1], "new": sys.argv[2]}
     keys = sys.argv[3:] or ["S1"]
+    unknown = [key for key in keys if key not in ARGS and key != "S4h"]
+    if unknown:
+        print(f"unknown scenario {', '.join(unknown)}: use {', '.join([*ARGS, 'S4h'])}")
+        return 2
+    for tree in trees.values():
+        if not (Path(tree) / "hyper2web").is_dir():
+            print(f"{tree} holds no hyper2web/")
+            return 2
     results: dict[tuple[str, str], list[tuple[float, float]]] = {
         (key, name): [] for key in keys for name in trees}
     env = dict(os.environ)

@@ -30,7 +30,10 @@ _spare: list[bytearray] = []
 
 def chunk_buffer() -> bytearray:
     """A ``CHUNK``-sized buffer: a kept one if there is one."""
-    return _spare.pop() if _spare else bytearray(CHUNK)
+    try:
+        return _spare.pop()
+    except IndexError:  # none kept (checked this way: another thread's server may take one)
+        return bytearray(CHUNK)
 
 
 def keep_buffer(buffer: bytearray) -> None:

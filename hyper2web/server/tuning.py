@@ -56,6 +56,11 @@ _FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
 _END_STREAM, _END_HEADERS = 0x1, 0x4
 _DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
 _BULK = 64 * 1024  # a body this large, alone in the send buffer, is joined in one copy
+# Written-out buffers of large bodies, kept for the next (``recycle``): for the whole
+# process, at most SPARES_KEPT of at most SPARE_MAX bytes (a 256 KB file chunk, framed).
+SPARE_MAX = 320 * 1024
+SPARES_KEPT = 8
+_spares: list[bytearray] = []
 
 # Received fields are checked and decoded by ``fields.request_headers`` in one pass (a
 # malformed request resets its stream); sent ones come from Response, which lower-cases
@@ -106,7 +111,6 @@ class TunedH2Connection(StreamErrorRules):
     stream errors kept to their stream: ``stream_errors``)."""
 
     _dispatch_names: dict[type, str] | None = None
-    _spare: bytearray | None = None  # see ``recycle``
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -250,10 +254,10 @@ class TunedH2Connection(StreamErrorRules):
                 buffer += part
             return
         # A large body alone: one copy into a buffer of its exact size, where growing the
-        # send buffer frame by frame would copy it many times over. The last one sent is
+        # send buffer frame by frame would copy it many times over. One written before is
         # used again when it has that size (``recycle``): each chunk of a large file does.
-        spare, self._spare = self._spare, None
-        if spare is None or len(spare) != size + _FRAME_HEADER.size * len(parts) // 2:
+        spare = _take_spare(size + _FRAME_HEADER.size * len(parts) // 2)
+        if spare is None:
             self._data_to_send = bytearray().join(parts)
             return
         end = 0
@@ -263,11 +267,13 @@ class TunedH2Connection(StreamErrorRules):
         self._data_to_send = spare
 
     def recycle(self, data: Any) -> None:
-        """``data``, from ``data_to_send``, has been written: keep it if large, for the next
-        large body. A fresh buffer of that size is a fresh mapping from the system whose
-        every page faults when first written: about a tenth of a large download's time."""
-        if type(data) is bytearray and len(data) >= _BULK:
-            self._spare = data
+        """``data``, from ``data_to_send``, has been written: keep it for the next large
+        body if it is a framed chunk's size. A fresh buffer of that size is a fresh mapping
+        from the system whose every page faults when first written: about a tenth of a
+        large download's time."""
+        if type(data) is bytearray and _BULK <= len(data) <= SPARE_MAX \
+                and len(_spares) < SPARES_KEPT:
+            _spares.append(data)
 
     def send_data_run(self, stream_id: int, data: bytes | memoryview,
                       end_stream: bool) -> None:
@@ -288,6 +294,22 @@ class TunedH2Connection(StreamErrorRules):
             return super().data_to_send(amount)
         self._data_to_send = bytearray()
         return buffer  # type: ignore[return-value]  # a bytearray serves as bytes here
+
+
+def _take_spare(size: int) -> bytearray | None:
+    """A kept buffer of exactly ``size`` bytes, or None. Another thread's server may take
+    one meanwhile: what was taken is checked, and put back if it is not the one."""
+    for index, buffer in enumerate(_spares):
+        if len(buffer) == size:
+            try:
+                taken = _spares.pop(index)
+            except IndexError:
+                return None
+            if len(taken) == size:
+                return taken
+            _spares.append(taken)
+            return None
+    return None
 
 
 def new_connection(config: h2.config.H2Configuration) -> h2.connection.H2Connection:

@@ -10,8 +10,10 @@ from typing import Any
 
 import h2.settings
 import httpx
+import pytest
 
-from hyper2web import chunks
+from hyper2web import chunks, http
+from hyper2web.server import tuning
 from tests.server.h2client import H2Client
 
 BIG_WINDOW = 2**30
@@ -51,7 +53,6 @@ def test_downloads_over_many_connections_are_intact(server: Any) -> None:
     for thread in threads:
         thread.join(60)
     assert digests == [server.site.medium_sha256] * 12
-    assert len(chunks._spare) <= chunks.KEPT
 
 
 def test_a_download_reset_half_way_spoils_no_later_one(server: Any) -> None:
@@ -62,6 +63,34 @@ def test_a_download_reset_half_way_spoils_no_later_one(server: Any) -> None:
         after = client.get("/medium.bin", timeout=30)
         again = client.get("/medium.bin", timeout=30)
     assert sha(after.body) == sha(again.body) == server.site.medium_sha256
+
+
+def test_buffers_are_kept_for_the_next_download(server: Any) -> None:
+    chunks._spare.clear()
+    tuning._spares.clear()
+    with wide_client(server.port) as client:
+        first = client.get("/medium.bin", timeout=30)
+        assert sha(first.body) == server.site.medium_sha256
+        assert len(chunks._spare) == 1  # the chunk buffer, given back
+        if tuning.ENABLED:
+            assert len(tuning._spares) == 1  # the last framed chunk, written out
+        again = client.get("/medium.bin", timeout=30)
+    assert sha(again.body) == server.site.medium_sha256
+    assert len(chunks._spare) == 1  # taken and given back: still one
+
+
+def test_a_buffer_read_into_by_a_cancelled_thread_is_not_kept(
+        server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept: list[bytearray] = []
+    monkeypatch.setattr(chunks, "read_cached", lambda fd, view, offset: None)  # threads
+    monkeypatch.setattr(http, "keep_buffer", kept.append)
+    with wide_client(server.port) as client:
+        cut = client.request("/big.bin")
+        client.read_until(lambda: len(client.streams[cut].body) > 1024 * 1024)
+        client.reset(cut)
+        after = client.get("/medium.bin", timeout=30)
+    assert sha(after.body) == server.site.medium_sha256
+    assert len(kept) == 1  # the medium download's, not the one cut off
 
 
 def test_http1_downloads_are_intact(server: Any) -> None:

@@ -16,6 +16,7 @@ import h2.settings
 import pytest
 
 from hyper2web.server.connection import Connection
+from hyper2web.server.sending import Sender
 from tests.server.h1raw import H1Raw
 from tests.server.h2client import H2Client
 
@@ -24,29 +25,38 @@ pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="Linux o
 BIG_WINDOW = 2**30
 
 
-def live_connections() -> list[Connection]:
-    return [obj for obj in gc.get_objects()
-            if isinstance(obj, Connection) and not obj.closed]
+def live_connections(port: int) -> list[Connection]:
+    """The open connections of the server on ``port`` (other tests' servers run in this
+    process too)."""
+    found = []
+    for obj in gc.get_objects():
+        if isinstance(obj, Connection) and not obj.closed:
+            try:
+                if obj.sock._socket.getsockname()[1] == port:
+                    found.append(obj)
+            except OSError:
+                pass  # closed meanwhile
+    return found
 
 
 def corked(conn: Connection) -> int:
     return conn.sock._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
 
 
-def writing_connection(timeout: float = 10.0) -> Connection:
+def writing_connection(port: int, timeout: float = 10.0) -> Connection:
     """The connection stuck in a write to a peer that reads nothing: one whose write began
     a while ago (a small write may be caught in progress too, for an instant)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for conn in live_connections():
+        for conn in live_connections(port):
             if conn.sending_since and time.monotonic() - conn.sending_since > 0.3:
                 return conn
         time.sleep(0.02)
     raise AssertionError("no connection was caught writing")
 
 
-def assert_uncorked() -> None:
-    conns = live_connections()
+def assert_uncorked(port: int) -> None:
+    conns = live_connections(port)
     assert conns, "the test's connection should still be open"
     assert [corked(conn) for conn in conns] == [0] * len(conns)
 
@@ -58,35 +68,48 @@ def test_h2_large_write_is_corked_then_uncorked(server: Any) -> None:
         client.conn.increment_flow_control_window(BIG_WINDOW - 1 - 65535)
         client.flush()
         sid = client.request("/big.bin")
-        assert corked(writing_connection()) == 1  # the socket's buffers are full
+        assert corked(writing_connection(server.port)) == 1  # the socket's buffers are full
         client.keep_body = False
         result = client.wait(sid, timeout=60)
         assert result.status == 200
         client.keep_body = True
-        assert_uncorked()
+        assert_uncorked(server.port)
         small = client.get("/index.html")  # the same connection goes on answering
         assert small.status == 200 and b"ok" in small.body
-        assert_uncorked()
+        assert_uncorked(server.port)
 
 
 def test_h1_large_write_is_corked_then_uncorked(server: Any) -> None:
     client = H1Raw(server.port)
     client.send(b"GET /big.bin HTTP/1.1\r\nhost: localhost\r\n\r\n")
-    assert corked(writing_connection()) == 1
+    assert corked(writing_connection(server.port)) == 1
     data = b""
     while b"\r\n\r\n" not in data:
         data += client.sock.recv(65536)
     received = len(data) - data.index(b"\r\n\r\n") - 4
     while received < server.site.big_size:
-        received += len(client.sock.recv(1 << 20))
+        piece = client.sock.recv(1 << 20)
+        assert piece, f"the connection closed after {received} bytes of the body"
+        received += len(piece)
     assert received == server.site.big_size
     client.send(b"GET /index.html HTTP/1.1\r\nhost: localhost\r\n\r\n")
     assert b"200" in client.sock.recv(65536)
-    assert_uncorked()
+    assert_uncorked(server.port)
     client.sock.close()
 
 
-def test_small_answers_are_never_corked(server: Any) -> None:
+def test_small_answers_are_never_corked(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    cork = Sender._cork
+
+    def spy(self: Sender, on: int) -> bool:
+        calls.append(on)
+        return cork(self, on)
+
+    monkeypatch.setattr(Sender, "_cork", spy)
     with H2Client(server.port, handshake=True) as client:
         assert client.get("/index.html").status == 200
-        assert_uncorked()
+        assert calls == []  # two system calls more for each small answer would cost more
+        assert client.get("/medium.bin", timeout=30).status == 200
+        assert calls and calls.count(1) == calls.count(0)
+        assert_uncorked(server.port)

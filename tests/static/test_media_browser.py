@@ -50,6 +50,10 @@ SEEK = """async (target) => {
   });
   v.currentTime = target;
   await new Promise(r => v.onseeked = r);
+  // A MediaRecorder file names no duration: Chromium knows it once it has read the last
+  // cluster, which on a busy machine can come after the seek.
+  if (!isFinite(v.duration))
+    await new Promise(r => { v.ondurationchange = r; setTimeout(r, 5000); });
   return {duration: v.duration, time: v.currentTime, ready: v.readyState,
           seekable: v.seekable.length ? v.seekable.end(0) : 0, error: v.error};
 }"""

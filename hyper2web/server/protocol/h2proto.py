@@ -255,11 +255,9 @@ class H2Protocol:
         return data
 
     def recycle(self, data: bytes) -> None:
-        """``data`` from ``data_to_send`` has been written whole and is not used any more:
-        the tuned connection reuses a large one (``tuning``)."""
-        recycle = getattr(self.h2, "recycle", None)
-        if recycle is not None:
-            recycle(data)
+        """``data_to_send``'s ``data`` is written: the tuned h2 may reuse it (``tuning``)."""
+        if hasattr(self.h2, "recycle"):
+            cast(Any, self.h2).recycle(data)
 
     def send_head(self, stream_id: int, status: int, headers: Sequence[tuple[str, str]],
                   end: bool) -> None:
