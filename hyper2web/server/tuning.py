@@ -111,6 +111,7 @@ class TunedH2Connection(StreamErrorRules):
     stream errors kept to their stream: ``stream_errors``)."""
 
     _dispatch_names: dict[type, str] | None = None
+    _bulk: tuple[bytearray, int] | None = None  # the last framed chunk, and its size
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -256,22 +257,25 @@ class TunedH2Connection(StreamErrorRules):
         # A large body alone: one copy into a buffer of its exact size, where growing the
         # send buffer frame by frame would copy it many times over. One written before is
         # used again when it has that size (``recycle``): each chunk of a large file does.
-        spare = _take_spare(size + _FRAME_HEADER.size * len(parts) // 2)
-        if spare is None:
-            self._data_to_send = bytearray().join(parts)
-            return
-        end = 0
-        for part in parts:
-            start, end = end, end + len(part)
-            spare[start:end] = part
-        self._data_to_send = spare
+        bulk = _take_spare(size + _FRAME_HEADER.size * len(parts) // 2)
+        if bulk is None:
+            bulk = bytearray().join(parts)
+        else:
+            end = 0
+            for part in parts:
+                start, end = end, end + len(part)
+                bulk[start:end] = part
+        self._data_to_send = bulk
+        self._bulk = (bulk, len(bulk))
 
     def recycle(self, data: Any) -> None:
         """``data``, from ``data_to_send``, has been written: keep it for the next large
-        body if it is a framed chunk's size. A fresh buffer of that size is a fresh mapping
-        from the system whose every page faults when first written: about a tenth of a
-        large download's time."""
-        if type(data) is bytearray and _BULK <= len(data) <= SPARE_MAX \
+        body if it is a framed chunk, as made above. A fresh buffer of that size is a fresh
+        mapping from the system whose every page faults when first written: about a tenth
+        of a large download's time. Buffers of other sizes (a batch of small answers) would
+        only crowd the pool: no other body would ever fit them exactly."""
+        bulk, self._bulk = self._bulk, None
+        if bulk is not None and data is bulk[0] and len(data) == bulk[1] <= SPARE_MAX \
                 and len(_spares) < SPARES_KEPT:
             _spares.append(data)
 

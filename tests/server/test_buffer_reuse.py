@@ -79,6 +79,23 @@ def test_buffers_are_kept_for_the_next_download(server: Any) -> None:
     assert len(chunks._spare) == 1  # taken and given back: still one
 
 
+def test_a_batch_of_small_answers_does_not_crowd_the_pool(server: Any) -> None:
+    """Eight 20 KB answers leave in one write of 160 KB: no large body would ever fit that
+    buffer again, so it is not kept, and the framed chunks still are."""
+    for number in range(8):
+        path = server.site.root / f"part-{number}.bin"
+        if not path.exists():
+            path.write_bytes(bytes([number]) * 20_000)
+    tuning._spares.clear()
+    with wide_client(server.port) as client:
+        parts = client.batch([f"/part-{number}.bin" for number in range(8)])
+        assert [len(part.body) for part in parts] == [20_000] * 8
+        assert tuning._spares == []
+        assert client.get("/medium.bin", timeout=30).status == 200
+    if tuning.ENABLED:
+        assert len(tuning._spares) == 1
+
+
 def test_a_buffer_read_into_by_a_cancelled_thread_is_not_kept(
         server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     kept: list[bytearray] = []
