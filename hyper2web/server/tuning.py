@@ -16,7 +16,6 @@
   line its silent default logger drops.
 - Its HPACK coders come from ``hpack_fields``: ``FieldEncoder`` encodes each response field
   once, ``BlockDecoder`` decodes a repeated request block once.
-- ``CompactSettings`` keeps each setting's values in a list instead of a deque.
 """
 
 from __future__ import annotations
@@ -36,6 +35,8 @@ from h2.exceptions import StreamClosedError, StreamIDTooLowError
 from h2.stream import StreamInputs
 from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
 
+from .fast_requests import FastRequests
+from .machines import connection_input, stream_input
 from .stream_errors import StreamErrorRules
 
 # These paths reach into h2's and hpack's internals: they are used only on the versions the
@@ -106,10 +107,11 @@ class _Dispatch:
         return getattr(self._conn, self._names[kind])  # KeyError for an unknown class
 
 
-class TunedH2Connection(StreamErrorRules):
+class TunedH2Connection(FastRequests):
     """``h2.connection.H2Connection`` with a faster way into its send buffer (and RFC 9113's
     stream errors kept to their stream: ``stream_errors``)."""
 
+    lean_config = SERVER_CONFIG
     _dispatch_names: dict[type, str] | None = None
     _bulk: tuple[bytearray, int] | None = None  # the last framed chunk, and its size
 
@@ -186,16 +188,16 @@ class TunedH2Connection(StreamErrorRules):
                                  priority_depends_on, priority_exclusive)
             return
         # A final response on a stream the peer opened, as h2 would make it.
-        self.state_machine.process_input(ConnectionInputs.SEND_HEADERS)
+        connection_input(self.state_machine, ConnectionInputs.SEND_HEADERS)
         machine = stream.state_machine
-        machine.process_input(StreamInputs.SEND_HEADERS)
+        stream_input(machine, StreamInputs.SEND_HEADERS)
         encoder = self.encoder
         if getattr(encoder, "takes_text", False):  # FieldEncoder: str fields, blocks cached
             block = encoder.encode(headers)
         else:
             block = encoder.encode([(_utf8(name), _utf8(value)) for name, value in headers])
         if end_stream:
-            machine.process_input(StreamInputs.SEND_END_STREAM)
+            stream_input(machine, StreamInputs.SEND_END_STREAM)
         stream.request_method = None  # as h2 records it from the fields it sends
         limit = stream.max_outbound_frame_size or len(block)
         bits = (_END_STREAM if end_stream else 0) | (_END_HEADERS if len(block) <= limit else 0)
@@ -203,6 +205,8 @@ class TunedH2Connection(StreamErrorRules):
         for start in range(limit, len(block), limit):
             bits = _END_HEADERS if start + limit >= len(block) else 0
             _write_frame(buffer, _CONTINUATION, bits, stream_id, block[start:start + limit])
+        if end_stream:
+            self.drop_if_closed(stream)
 
     def send_data(self, stream_id: int, data: Any, end_stream: bool = False,
                   pad_length: Any = None) -> None:
@@ -224,11 +228,11 @@ class TunedH2Connection(StreamErrorRules):
                 or size > self.outbound_flow_control_window \
                 or size > stream.outbound_flow_control_window:
             return False
-        self.state_machine.process_input(ConnectionInputs.SEND_DATA)
+        connection_input(self.state_machine, ConnectionInputs.SEND_DATA)
         machine = stream.state_machine
-        machine.process_input(StreamInputs.SEND_DATA)
+        stream_input(machine, StreamInputs.SEND_DATA)
         if end_stream:
-            machine.process_input(StreamInputs.SEND_END_STREAM)
+            stream_input(machine, StreamInputs.SEND_END_STREAM)
         stream.outbound_flow_control_window -= size
         self.outbound_flow_control_window -= size
         limit = self.max_outbound_frame_size
@@ -236,6 +240,8 @@ class TunedH2Connection(StreamErrorRules):
             _write_frame(buffer, _DATA, _END_STREAM if end_stream else 0, stream_id, data)
         else:
             self._write_frames(buffer, stream_id, data, end_stream, limit)
+        if end_stream:
+            self.drop_if_closed(stream)
         return True
 
     def _write_frames(self, buffer: bytearray, stream_id: int, data: Any, end_stream: bool,
@@ -330,67 +336,3 @@ def new_connection(config: h2.config.H2Configuration) -> h2.connection.H2Connect
     decoder.max_allowed_table_size = conn.decoder.max_allowed_table_size
     conn.decoder = decoder
     return conn
-
-
-def new_settings(client: bool, initial_values: dict[h2.settings.SettingCodes, int] | None = None
-                 ) -> h2.settings.Settings:
-    """Settings in lists where ``ENABLED`` (``CompactSettings``), else h2's own."""
-    if ENABLED:
-        return CompactSettings(client, initial_values)
-    return h2.settings.Settings(client, initial_values)
-
-
-class _Values(list[Any]):
-    """The values of one setting (current first, then pending), as h2's deque offers them."""
-
-    __slots__ = ()
-
-    def popleft(self) -> Any:
-        return self.pop(0)
-
-
-_ONE_VALUE: dict[Any, tuple[Any]] = {}  # (value,) shared by every connection
-
-
-def _one(value: Any) -> tuple[Any]:
-    found = _ONE_VALUE.get(value)
-    if found is None:
-        found = (value,)
-        if len(_ONE_VALUE) < 256:  # values a peer chooses must not grow it without end
-            _ONE_VALUE[value] = found
-    return found
-
-
-class CompactSettings(h2.settings.Settings):
-    """h2's ``Settings`` holding a setting's one value in a tuple shared by every connection,
-    and a list only while a new value waits for its acknowledgement.
-
-    A deque costs about 760 bytes even for the one value a setting holds between changes;
-    two ``Settings`` of about seven settings each made a third of an idle connection's
-    memory. The values are only ever read at ``[0]``, appended and popped from the left.
-    """
-
-    def __init__(self, client: bool = True,
-                 initial_values: dict[h2.settings.SettingCodes, int] | None = None) -> None:
-        super().__init__(client, initial_values)
-        self._compact()
-
-    def __setitem__(self, key: Any, value: int) -> None:
-        values = getattr(self, "_settings", None)
-        if isinstance(values, dict) and type(values.get(key)) is tuple:
-            values[key] = _Values(values[key])  # h2 appends the new value to it
-        super().__setitem__(key, value)
-        self._compact()
-
-    def acknowledge(self) -> Any:
-        changed = super().acknowledge()
-        self._compact()
-        return changed
-
-    def _compact(self) -> None:
-        values = getattr(self, "_settings", None)
-        if isinstance(values, dict):
-            for key, held in values.items():
-                if type(held) is tuple:
-                    continue
-                values[key] = _one(held[0]) if len(held) == 1 else _Values(held)

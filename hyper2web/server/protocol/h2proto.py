@@ -21,12 +21,13 @@ import h2.settings
 from hyperframe.frame import GoAwayFrame
 
 from ...exceptions import StreamClosed
+from ..compact_settings import new_settings
 from ..config import ConnectionConfig
 from ..fields import MalformedRequest, check_trailers, request_headers
 from ..limits import RateBudget
 from ..stream_errors import StreamError, oversized_frame_pending
 from ..tuning import ENABLED as _TUNED
-from ..tuning import SERVER_CONFIG, new_connection, new_settings
+from ..tuning import SERVER_CONFIG, new_connection
 from .events import (
     NO_ERROR,
     BodyEnded,
