@@ -24,7 +24,6 @@ import h2.config
 import h2.connection
 import h2.exceptions
 from h2.connection import AllowedStreamIDs, ConnectionInputs
-from h2.errors import ErrorCodes
 from h2.stream import StreamInputs, StreamState
 from h2.utilities import is_informational_response
 
@@ -101,16 +100,12 @@ class FastRequests(StreamErrorRules):
             headers = h2.connection._decode_headers(self.decoder, block)
             events = connection_input(self.state_machine, ConnectionInputs.RECV_HEADERS)
             stream = self._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
-            try:
-                frames: list[Any] = []
-                if self.config is self.lean_config and not is_informational_response(headers):
-                    stream_events = _request_received(stream, headers, end_stream)
-                else:
-                    frames, stream_events = stream.receive_headers(
-                        headers, end_stream, self.config.header_encoding)
-            except h2.exceptions.InvalidBodyLengthError as exc:  # as StreamErrorRules
-                frames, stream_events = self._stream_error(
-                    stream_id, ErrorCodes.PROTOCOL_ERROR, str(exc))
+            frames: list[Any] = []
+            if self.config is self.lean_config and not is_informational_response(headers):
+                stream_events = _request_received(stream, headers, end_stream)
+            else:
+                frames, stream_events = stream.receive_headers(
+                    headers, end_stream, self.config.header_encoding)
         except h2.exceptions.ProtocolError as exc:
             self._terminate_connection(exc.error_code)
             raise

@@ -99,10 +99,13 @@ class StreamErrorRules(h2.connection.H2Connection):
         if self.keep_stream_errors and type(frame) is PriorityFrame \
                 and frame.depends_on == frame.stream_id:
             sid = frame.stream_id
-            if sid in self.streams:
+            stream = self.streams.get(sid)
+            if stream is not None and not stream.closed:
                 return self._stream_error(sid, ErrorCodes.PROTOCOL_ERROR,
                                           "the stream depends on itself")
-            return [], []  # an idle stream cannot be reset (section 6.4): ignored
+            # An idle stream cannot be reset (section 6.4), nor one already closed (held or
+            # forgotten by h2, which forgets closed streams when it next counts them).
+            return [], []
         return super()._receive_priority_frame(frame)
 
     def _stream_error(self, stream_id: int, code: ErrorCodes, reason: str) -> Any:
@@ -124,8 +127,10 @@ class _stream_limit_lifted:
         self._values = values[code]  # a deque, or a list
 
     def __enter__(self) -> None:
+        # Above every stream open, not just the limit: one lowered below the streams
+        # already open (acknowledged later) must still refuse only the new stream.
         self._saved = self._values[0]
-        self._values[0] = self._saved + 1
+        self._values[0] = 2**31
 
     def __exit__(self, *exc: object) -> None:
         self._values[0] = self._saved
