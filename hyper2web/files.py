@@ -7,6 +7,7 @@ formatting; an edited file gets a new entry, so a new etag, at once.
 
 from __future__ import annotations
 
+import errno
 import html
 import os
 import re
@@ -45,7 +46,21 @@ def open_file(path: str) -> BinaryIO:
 
 
 def _open_no_symlink(path: str, flags: int) -> int:
-    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+    # O_NOFOLLOW covers the last name only. Where the system tells which file an open
+    # descriptor is, a folder on the way swapped for a symlink is refused as well: the
+    # file opened must be the one named.
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}") if _FD_PATHS else path
+    except OSError:
+        opened = path
+    if opened != path:
+        os.close(fd)
+        raise OSError(errno.ELOOP, "a folder on the path is now a symlink", path)
+    return fd
+
+
+_FD_PATHS = os.path.isdir("/proc/self/fd")
 
 
 def http_date(timestamp: float) -> str:

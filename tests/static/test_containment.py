@@ -95,3 +95,46 @@ def test_listings_say_nothing_about_targets_outside(
     page = client.get(server.url + "/listed/").text
     assert "here.txt" in page and "fine.txt" in page
     assert "leak.txt" not in page and "leakdir" not in page
+
+
+def test_a_file_is_not_opened_through_a_folder_swapped_for_a_symlink(
+        tree: tuple[Path, Path]) -> None:
+    """A stat, or a folder's check, shared by requests that arrived together may predate a
+    swap: opening the file named must then fail, not read the target outside the root."""
+    from hyper2web.files import open_file
+
+    public, outside = tree
+    path = os.path.realpath(public / "swap" / "deeper" / "page.txt")
+    with open_file(path) as fh:
+        assert fh.read() == INSIDE
+    swap_for_symlink(public / "swap", outside)
+    with pytest.raises(OSError):
+        open_file(path)
+    os.symlink(outside / "deeper", public / "alias")  # a symlink named as such still opens
+    with open(public / "alias" / "page.txt", "rb") as fh:
+        assert fh.read() == SECRET
+
+
+def test_folder_checks_are_shared_by_requests_that_arrived_together(
+        tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ``lstat`` of a folder serves the requests that arrived before it began; a request
+    that arrives after a swap checks the folder again and is refused."""
+    import time
+
+    from hyper2web.static import StaticFiles
+
+    public, outside = tree
+    static = StaticFiles(public)
+    for name in ("secret.txt", "deeper/page.txt"):
+        static._remember(f"/swap/{name}", os.path.realpath(public / "swap" / name))
+    swap_folder = os.path.realpath(public / "swap")  # before lstat is counted: it uses it
+    calls: list[str] = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda p: calls.append(str(p)) or real_lstat(p))
+    arrived = time.monotonic()
+    assert static._remembered("/swap/secret.txt", arrived) is not None
+    assert static._remembered("/swap/deeper/page.txt", arrived) is not None
+    assert calls.count(swap_folder) == 1, calls
+    monkeypatch.undo()
+    swap_for_symlink(public / "swap", outside)
+    assert static._remembered("/swap/deeper/page.txt", time.monotonic()) is None
