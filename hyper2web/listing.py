@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import time
@@ -9,8 +10,10 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 
+@functools.lru_cache(maxsize=1024)
 def human_size(num: int) -> str:
-    """``5 B``, ``1.2 KB``, ``3.0 MB``: sizes as a person reads them."""
+    """``5 B``, ``1.2 KB``, ``3.0 MB``: sizes as a person reads them (remembered: every
+    access log line has one, and a site's few sizes come back again and again)."""
     value = float(num)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
