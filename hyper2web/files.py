@@ -36,7 +36,8 @@ _HREF_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
 
 
 def open_file(path: str) -> BinaryIO:
-    """Open a cached file's path for reading, refusing it if it has become a symlink.
+    """Open a cached file's path (absolute, with no symlink in it: a ``realpath``) for
+    reading, refusing it if it, or a folder on its way, has become a symlink.
 
     Entries are made for resolved paths (no symlink at the end), and a stat is shared by
     requests that arrived together (``StaticFiles._remembered``): a symlink swapped in
@@ -54,7 +55,7 @@ def _open_no_symlink(path: str, flags: int) -> int:
         opened = os.readlink(f"/proc/self/fd/{fd}") if _FD_PATHS else path
     except OSError:
         opened = path
-    if opened != path:
+    if opened != path and opened != f"{path} (deleted)":  # replaced since: still the one named
         os.close(fd)
         raise OSError(errno.ELOOP, "a folder on the path is now a symlink", path)
     return fd

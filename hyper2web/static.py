@@ -86,7 +86,6 @@ class StaticFiles:
         # file -> its latest lstat and when that began (``time.monotonic()``); kept per file,
         # not per URL path, so every path to a file uses its newest stat
         self._stats: dict[str, tuple[os.stat_result, float]] = {}
-        self._folders: dict[str, float] = {}  # folder: when an lstat that found it one began
         self._builtin_404 = (_ASSETS / "404.html").read_bytes()
 
     # -- URL path -> file ------------------------------------------------------------------
@@ -169,14 +168,9 @@ class StaticFiles:
         try:
             st = os.lstat(real)
             for folder in folders:
-                proven = self._folders.get(folder)
-                if proven is not None and arrived is not None and proven > arrived:
-                    continue  # the file's siblings that came in together share one lstat
                 if not stat.S_ISDIR(os.lstat(folder).st_mode):  # a symlink now
-                    self._folders.pop(folder, None)
                     st = None
                     break
-                self._folders[folder] = taken  # began after ``taken``: a safe lower bound
         except OSError:
             st = None
         if st is None or not stat.S_ISREG(st.st_mode):
@@ -202,7 +196,6 @@ class StaticFiles:
         if len(self._files) >= _MAX_REMEMBERED_PATHS:
             self._files.clear()
             self._stats.clear()
-            self._folders.clear()
         folders: list[str] = []
         folder = os.path.dirname(real)
         while folder != self.root and len(folder) > len(self.root):

@@ -8,11 +8,18 @@ matter run. That was a third of a small-file request.
 ``FastRequests.receive_data`` reads the frame headers itself. A complete HEADERS frame that
 opens a new stream, with END_HEADERS and without padding or priority, goes to those steps
 directly, in h2's order and through h2's own functions: the stream limit, the HPACK
-decoding, the connection's state machine, the new stream, and ``H2Stream.receive_headers``.
-Every other frame goes through h2's ``receive_data`` whole, in order: any other type, a
-frame cut across reads, a header block with CONTINUATION, a stream id h2 must judge, a
-stream beyond the limit, or any moment h2's frame buffer holds bytes of its own (the
-preface, a partial frame). The events, frames and errors are h2's.
+decoding, the connection's state machine, the new stream, and the stream's transitions
+(``H2Stream.receive_headers`` less its field checks where the configuration turns them all
+off). Every other frame goes through h2's ``receive_data`` whole, in order: any other
+type, a frame cut across reads, a header block with CONTINUATION, a stream id h2 must
+judge, a stream beyond the limit, or any moment h2's frame buffer holds bytes of its own
+(the preface, a partial frame). The events, frames and errors are h2's.
+
+h2 forgets closed streams when it counts the open ones, on each new stream; here that
+count is skipped while fewer streams are held than the limit allows, so closed streams can
+stay longer (``TunedH2Connection`` forgets most as it ends them). Where a held closed
+stream would change an answer, they are forgotten first: a new SETTINGS_INITIAL_WINDOW_SIZE
+changes only the windows of streams still open.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from .stream_errors import StreamErrorRules
 _HEAD = struct.Struct(">HBBBL")  # a frame header: 24-bit length, type, flags, stream id
 _HEADERS = 0x1
 _END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
-_SIMPLE = _END_HEADERS | _PADDED | _PRIORITY  # of these, only END_HEADERS is set
+_WHOLE_PLAIN = _END_HEADERS | _PADDED | _PRIORITY  # a whole block (END_HEADERS) and no
+# padding or priority to read: of these flags, only END_HEADERS is set
 _STREAM_ID = 0x7FFFFFFF  # the top bit is reserved and ignored on receipt
 _CLOSED = StreamState.CLOSED
 
@@ -58,7 +66,7 @@ class FastRequests(StreamErrorRules):
             if end > size or length > largest:
                 break  # cut across reads, or too long: h2 buffers it or refuses it
             stream_id &= _STREAM_ID
-            if kind == _HEADERS and flags & _SIMPLE == _END_HEADERS \
+            if kind == _HEADERS and flags & _WHOLE_PLAIN == _END_HEADERS \
                     and self._opens_stream(stream_id):
                 events += self._request(stream_id, bytes(data[start + 9:end]),
                                         bool(flags & _END_STREAM))
@@ -67,6 +75,7 @@ class FastRequests(StreamErrorRules):
                 if not self._frames_are_ours():  # a header block goes on in CONTINUATION
                     start = end
                     break
+                largest = self.max_inbound_frame_size  # a SETTINGS ACK may change it
             start = end
         if start < size:
             events += super().receive_data(data[start:])
@@ -111,6 +120,15 @@ class FastRequests(StreamErrorRules):
             raise
         self._prepare_for_sending(frames)
         return events + stream_events
+
+    def _flow_control_change_from_settings(self, old_value: Any, new_value: Any) -> None:
+        self._open_streams(1)  # forgets closed streams: they have no window to change
+        super()._flow_control_change_from_settings(old_value, new_value)
+
+    def _inbound_flow_control_change_from_settings(self, old_value: Any,
+                                                   new_value: Any) -> None:
+        self._open_streams(1)
+        super()._inbound_flow_control_change_from_settings(old_value, new_value)
 
     def drop_if_closed(self, stream: Any) -> None:
         """Forget a stream both sides have ended, as h2 does when it next counts open

@@ -45,6 +45,34 @@ class RateBudget:
         return self._count <= self.limit
 
 
+class FloodGuard:
+    """One connection's budgets: streams reset a second (by the client, or by us for a
+    malformed request) and frames a second that carry no request forward. Once either is
+    overspent, ``reason`` says why the peer is told ENHANCE_YOUR_CALM."""
+
+    __slots__ = ("resets", "idle", "reason")
+
+    def __init__(self, resets_per_second: int, idle_frames_per_second: int) -> None:
+        self.resets = RateBudget(resets_per_second)
+        self.idle = RateBudget(idle_frames_per_second)
+        self.reason: str | None = None
+
+    def reset(self, now: float, by_client: bool) -> bool:
+        """Count one reset; True for the first few of a connection, worth a log line."""
+        if not self.resets.spend(now) and self.reason is None:
+            self.reason = (f"{self.resets.total} streams reset"
+                           f"{' by the client' if by_client else ''}, over "
+                           f"{self.resets.limit} a second"
+                           f"{' (rapid reset)' if by_client else ''}")
+        return self.resets.total <= 3
+
+    def idle_frame(self, now: float) -> None:
+        """Count a frame that carries no request forward."""
+        if not self.idle.spend(now) and self.reason is None:
+            self.reason = (f"over {self.idle.limit} frames a second that carry no request "
+                           "(PING, SETTINGS, PRIORITY, empty DATA, WINDOW_UPDATE)")
+
+
 class BodyBudget:
     """Request body bytes buffered by all connections of one process.
 

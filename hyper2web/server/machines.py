@@ -5,43 +5,60 @@ members runs ``Enum.__hash__``, a Python function, twice. A small response passe
 stream's machine five times and the connection's three: about a tenth of h2's work on it.
 The tables here are built from h2's own at import, indexed by the members' values, so a
 step is two list lookups; the step itself is ``process_input``'s, and a transition h2 does
-not allow goes to ``process_input``, which raises its error.
+not allow goes to ``process_input``, which raises its error. An h2 without those tables
+gets ``process_input`` for every step.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import h2.stream
 from h2.connection import ConnectionInputs, ConnectionState, H2ConnectionStateMachine
 from h2.exceptions import ProtocolError
 from h2.stream import StreamInputs, StreamState
-from h2.stream import _transitions as _stream_transitions
 
 Entry = tuple[Any, StreamState]
 
 
 def _stream_table() -> list[list[Entry | None]]:
+    """h2's stream transitions by value; empty (every step h2's) if they are not there."""
+    transitions = getattr(h2.stream, "_transitions", None)
+    if not isinstance(transitions, dict) or any(
+            type(member.value) is not int or member.value < 0
+            for member in (*StreamState, *StreamInputs)):
+        return []
     table: list[list[Entry | None]] = [
         [None] * (max(i.value for i in StreamInputs) + 1)
         for _ in range(max(s.value for s in StreamState) + 1)]
-    for (state, input_), entry in _stream_transitions.items():
+    for (state, input_), entry in transitions.items():
         table[state.value][input_.value] = entry
     return table
 
 
-_STREAM = _stream_table()
+def _keeps_open() -> list[bool]:
+    """For each connection input by value: does it leave an open server connection as it
+    is, with nothing to run? All False (every step h2's) if h2's table is not there."""
+    keeps = [False] * (max(i.value for i in ConnectionInputs) + 1)
+    transitions = getattr(H2ConnectionStateMachine, "_transitions", None)
+    if isinstance(transitions, dict):
+        for input_ in ConnectionInputs:
+            keeps[input_.value] = transitions.get((_SERVER_OPEN, input_)) \
+                == (None, _SERVER_OPEN)
+    return keeps
+
+
 _CLOSED = StreamState.CLOSED
 _SERVER_OPEN = ConnectionState.SERVER_OPEN
-# The inputs that leave an open server connection open, with nothing to run.
-_KEEPS_OPEN = [False] * (max(i.value for i in ConnectionInputs) + 1)
-for _input in ConnectionInputs:
-    _KEEPS_OPEN[_input.value] = (H2ConnectionStateMachine._transitions.get(
-        (_SERVER_OPEN, _input)) == (None, _SERVER_OPEN))
+_STREAM = _stream_table()
+_KEEPS_OPEN = _keeps_open()
 
 
 def stream_input(machine: Any, input_: StreamInputs) -> list[Any]:
     """``H2StreamStateMachine.process_input(input_)``: the same transition, events and
     errors."""
+    if not _STREAM:
+        return machine.process_input(input_)
     entry = _STREAM[machine.state._value_][input_._value_]
     if entry is None:
         return machine.process_input(input_)  # not allowed: h2 closes the stream and raises

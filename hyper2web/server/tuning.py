@@ -112,6 +112,7 @@ class TunedH2Connection(FastRequests):
     stream errors kept to their stream: ``stream_errors``)."""
 
     lean_config = SERVER_CONFIG
+    _silent_frames = 0
     _dispatch_names: dict[type, str] | None = None
     _bulk: tuple[bytearray, int] | None = None  # the last framed chunk, and its size
 
@@ -147,7 +148,16 @@ class TunedH2Connection(FastRequests):
                 raise
         else:
             self._prepare_for_sending(frames)
+        if not events and type(frame) is not DataFrame:  # DATA still in flight is no flood
+            self._silent_frames += 1
         return events
+
+    def take_silent_frames(self) -> int:
+        """Frames received since the last call that raised no event (a WINDOW_UPDATE or
+        RST_STREAM on a closed stream, say; not DATA, which a reset finds in flight): they
+        too count against the idle-frame budget."""
+        count, self._silent_frames = self._silent_frames, 0
+        return count
 
     def _prepare_for_sending(self, frames: list[Frame]) -> None:
         buffer = getattr(self, "_data_to_send", None)

@@ -316,8 +316,21 @@ def ack_then_large_frame(variant: str) -> list[Step]:
             [frame(SETTINGS, ACK, 0) + frame(DATA, END_STREAM, 1, b"x" * 20000)]]
 
 
+def window_raised_after_close() -> list[Step]:
+    """Stream 1's send window at its maximum, stream 1 ended by both sides, stream 3
+    opened (h2 forgets stream 1 there), then a larger SETTINGS_INITIAL_WINDOW_SIZE: only
+    open streams' windows grow, so none overflows."""
+    wire = Wire().raw(SETTINGS, ACK, 0).get(1, end=False)
+    wire.raw(WINDOW, 0, 1, struct.pack(">L", 2**31 - 1 - 65535))
+    first = wire.cut()
+    second = [frame(DATA, END_STREAM, 1, b""), *wire.get(3).cut()]
+    raised = frame(SETTINGS, 0, 0, struct.pack(">HL", SettingCodes.INITIAL_WINDOW_SIZE, 65536))
+    return [first, respond(1), second, [raised]]
+
+
 # Whether a closed stream is still held must not change the answer to a frame on it.
 FORGOTTEN: dict[str, Callable[[str], list[Step]]] = {
+    "window-raised": lambda variant: window_raised_after_close(),
     "priority": lambda variant: forgotten_then(variant, [frame(PRIORITY, 0, 1, priority(1))]),
     "headers-over-limit": lambda variant: forgotten_then(
         variant, setting(SettingCodes.MAX_CONCURRENT_STREAMS, 1),

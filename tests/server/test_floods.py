@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from h2.errors import ErrorCodes
 
+from hyper2web.server import tuning
 from tests.server.apps import make_app
 from tests.server.h2client import H2Client, StreamResult, h2_get
 
@@ -235,3 +236,28 @@ def test_requests_with_priority_in_their_headers_are_no_flood(serve_app, big_sit
             for sid in ids:
                 assert client.wait(sid).status == 200
         assert client.goaway is None
+
+
+@pytest.mark.parametrize("kind", ["WINDOW_UPDATE", "RST_STREAM", "self-dependent PRIORITY"])
+def test_frames_on_a_finished_stream_are_a_flood_too(serve_app, big_site, kind: str) -> None:
+    """Frames on a stream both sides have ended raise no h2 event; they still count."""
+    from tests.server.test_h2_errors import raw_frame
+
+    if not tuning.ENABLED:
+        pytest.skip("counted by the tuned connection only; stock h2 reports nothing")
+    server = serve_app(make_app(big_site.root))
+    bystander = H2Client(server.port)
+    with H2Client(server.port, strict=False) as client:
+        sid = client.request("/fast")
+        assert client.wait(sid).status == 200
+        frame = {"WINDOW_UPDATE": raw_frame(0x8, 0, sid, (1).to_bytes(4, "big")),
+                 "RST_STREAM": raw_frame(0x3, 0, sid, (8).to_bytes(4, "big")),
+                 "self-dependent PRIORITY": raw_frame(0x2, 0, sid,
+                                                      sid.to_bytes(4, "big") + bytes([15]))}
+        try:
+            client.sock.sendall(frame[kind] * 3000)
+        except OSError:
+            pass
+        assert_calmed(client)
+    assert bystander.get("/fast").status == 200
+    bystander.close()

@@ -99,8 +99,8 @@ def test_listings_say_nothing_about_targets_outside(
 
 def test_a_file_is_not_opened_through_a_folder_swapped_for_a_symlink(
         tree: tuple[Path, Path]) -> None:
-    """A stat, or a folder's check, shared by requests that arrived together may predate a
-    swap: opening the file named must then fail, not read the target outside the root."""
+    """A folder's check (or a file's stat shared by requests that arrived together) may
+    predate a swap: opening the file named must then fail, not read the target outside."""
     from hyper2web.files import open_file
 
     public, outside = tree
@@ -113,28 +113,3 @@ def test_a_file_is_not_opened_through_a_folder_swapped_for_a_symlink(
     os.symlink(outside / "deeper", public / "alias")  # a symlink named as such still opens
     with open(public / "alias" / "page.txt", "rb") as fh:
         assert fh.read() == SECRET
-
-
-def test_folder_checks_are_shared_by_requests_that_arrived_together(
-        tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """One ``lstat`` of a folder serves the requests that arrived before it began; a request
-    that arrives after a swap checks the folder again and is refused."""
-    import time
-
-    from hyper2web.static import StaticFiles
-
-    public, outside = tree
-    static = StaticFiles(public)
-    for name in ("secret.txt", "deeper/page.txt"):
-        static._remember(f"/swap/{name}", os.path.realpath(public / "swap" / name))
-    swap_folder = os.path.realpath(public / "swap")  # before lstat is counted: it uses it
-    calls: list[str] = []
-    real_lstat = os.lstat
-    monkeypatch.setattr(os, "lstat", lambda p: calls.append(str(p)) or real_lstat(p))
-    arrived = time.monotonic()
-    assert static._remembered("/swap/secret.txt", arrived) is not None
-    assert static._remembered("/swap/deeper/page.txt", arrived) is not None
-    assert calls.count(swap_folder) == 1, calls
-    monkeypatch.undo()
-    swap_for_symlink(public / "swap", outside)
-    assert static._remembered("/swap/deeper/page.txt", time.monotonic()) is None

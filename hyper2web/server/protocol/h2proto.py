@@ -24,7 +24,7 @@ from ...exceptions import StreamClosed
 from ..compact_settings import new_settings
 from ..config import ConnectionConfig
 from ..fields import MalformedRequest, check_trailers, request_headers
-from ..limits import RateBudget
+from ..limits import FloodGuard
 from ..stream_errors import StreamError, oversized_frame_pending
 from ..tuning import ENABLED as _TUNED
 from ..tuning import SERVER_CONFIG, new_connection
@@ -58,10 +58,8 @@ class H2Protocol:
         self.linger = False
         self.draining_after: int | None = None  # our GOAWAY's last stream id
         self._raw_frames: list[bytes] = []  # frames written past h2 (see ``goaway``)
-        self._resets = RateBudget(config.max_resets_per_second
-                                  or config.max_concurrent_streams)
-        self._idle_frames = RateBudget(config.max_idle_frames_per_second)
-        self._calm: str | None = None  # why the peer is told ENHANCE_YOUR_CALM
+        self._guard = FloodGuard(config.max_resets_per_second or config.max_concurrent_streams,
+                                 config.max_idle_frames_per_second)
         self._headers_priority = 0  # the request whose HEADERS carried priority, just read
         self._now = 0.0
 
@@ -73,7 +71,7 @@ class H2Protocol:
     def resets(self) -> int:
         """Streams reset on this connection, for its summary line (none once calmed: the
         ENHANCE_YOUR_CALM line said it)."""
-        return self._resets.total if self._calm is None else 0
+        return self._guard.resets.total if self._guard.reason is None else 0
 
     def start(self) -> None:
         """Queue our preface: SETTINGS, and the larger connection window."""
@@ -109,14 +107,17 @@ class H2Protocol:
                 conn.close_connection(error_code=exc.error_code)
             return self._end(linger=True)
         events: list[Event] = []
+        for _ in range(cast(Any, conn).take_silent_frames() if _TUNED else 0):
+            self._idle_frame()  # frames h2 took without an event: on a closed stream, say
         for event in received:
-            self._translate(event, events)
-            if self._calm is not None:
-                # One log line for the whole connection; what this batch asked is dropped.
-                log.info("%s: %s; GOAWAY ENHANCE_YOUR_CALM", self.peer, self._calm)
-                if conn.state_machine.state is not h2.connection.ConnectionState.CLOSED:
-                    conn.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
-                return self._end(linger=True)
+            if self._guard.reason is None:
+                self._translate(event, events)
+        if self._guard.reason is not None:
+            # One log line for the whole connection; what this batch asked is dropped.
+            log.info("%s: %s; GOAWAY ENHANCE_YOUR_CALM", self.peer, self._guard.reason)
+            if conn.state_machine.state is not h2.connection.ConnectionState.CLOSED:
+                conn.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            return self._end(linger=True)
         if self.closing:
             events.append(ConnectionEnded())
         elif oversized_frame_pending(self.h2):
@@ -231,20 +232,11 @@ class H2Protocol:
     # -- budgets ---------------------------------------------------------------------------
 
     def spend_reset(self, by_client: bool) -> bool:
-        """Count one stream reset (by the client, or by us for a malformed request) against
-        the budget; True for the first few of a connection, which are worth a log line."""
-        if not self._resets.spend(self._now) and self._calm is None:
-            self._calm = (f"{self._resets.total} streams reset"
-                          f"{' by the client' if by_client else ''}, over "
-                          f"{self._resets.limit} a second"
-                          f"{' (rapid reset)' if by_client else ''}")
-        return self._resets.total <= 3
+        """Count one stream reset against the budget (``FloodGuard.reset``)."""
+        return self._guard.reset(self._now, by_client)
 
     def _idle_frame(self) -> None:
-        """Count a frame that carries no request forward; past the budget, calm down."""
-        if not self._idle_frames.spend(self._now) and self._calm is None:
-            self._calm = (f"over {self._idle_frames.limit} frames a second that carry no "
-                          "request (PING, SETTINGS, PRIORITY, empty DATA, WINDOW_UPDATE)")
+        self._guard.idle_frame(self._now)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -315,7 +307,8 @@ class H2Protocol:
                 for start in range(0, len(data), limit):
                     self.h2.send_data(stream_id, bytes(data[start:start + limit]),
                                       end_stream=end and start + limit >= len(data))
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+            # KeyError: h2 4.1 looks a forgotten stream up by index in ``end_stream``.
             raise StreamClosed(f"stream {stream_id} closed") from None
 
     def ack(self, size: int, stream_id: int) -> None:
