@@ -35,7 +35,7 @@ from h2.stream import StreamInputs, StreamState
 from h2.utilities import is_informational_response
 
 from .machines import connection_input, stream_input
-from .stream_errors import StreamErrorRules
+from .stream_errors import StreamErrorRules, buffered_bytes
 
 _HEAD = struct.Struct(">HBBBL")  # a frame header: 24-bit length, type, flags, stream id
 _HEADERS = 0x1
@@ -85,10 +85,8 @@ class FastRequests(StreamErrorRules):
         """True when h2's frame buffer is empty (the preface read, no partial frame, no
         header block waiting for CONTINUATION) and nothing but a server reads frames."""
         buffer = self.incoming_buffer
-        pending = getattr(buffer, "_data", None)  # h2 4.2 and later
-        if pending is None:
-            pending = getattr(buffer, "data", None)  # h2 4.1
-        return (type(pending) in (bytes, bytearray) and not pending
+        pending = buffered_bytes(self)
+        return (pending is not None and not pending
                 and not getattr(buffer, "_preamble_len", 1)
                 and not getattr(buffer, "_headers_buffer", True)
                 and not self.config.client_side

@@ -143,11 +143,17 @@ def oversized_frame_pending(conn: h2.connection.H2Connection) -> bool:
     16 MiB frame would be buffered up to 16 MiB (or wait forever) before its
     FRAME_SIZE_ERROR. Its 9-byte header already tells: refuse it now.
     """
+    pending = buffered_bytes(conn)
+    if pending is None or len(pending) < 9:
+        return False
+    return int.from_bytes(pending[:3], "big") > conn.max_inbound_frame_size
+
+
+def buffered_bytes(conn: h2.connection.H2Connection) -> bytes | bytearray | None:
+    """The received bytes h2's frame buffer holds (an incomplete frame), or None where
+    this h2 keeps them elsewhere: ``_data`` (4.2+) or ``data`` (4.1)."""
     buffer = conn.incoming_buffer
-    # Where h2 keeps the bytes of an incomplete frame: ``_data`` (4.2+) or ``data``.
     pending = getattr(buffer, "_data", None)
     if pending is None:
         pending = getattr(buffer, "data", None)
-    if not isinstance(pending, (bytes, bytearray)) or len(pending) < 9:
-        return False
-    return int.from_bytes(pending[:3], "big") > conn.max_inbound_frame_size
+    return pending if isinstance(pending, (bytes, bytearray)) else None

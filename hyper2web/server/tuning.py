@@ -14,6 +14,10 @@
   h2's path, with its errors.
 - It dispatches received frames without ``repr(frame)``, which h2 formats for a trace
   line its silent default logger drops.
+- It receives a new request's HEADERS frame past h2's frame layer (``fast_requests``),
+  steps the state machines by value (``machines``), forgets a stream as soon as both
+  sides have ended it, and counts the frames h2 takes without an event, for the
+  idle-frame budget.
 - Its HPACK coders come from ``hpack_fields``: ``FieldEncoder`` encodes each response field
   once, ``BlockDecoder`` decodes a repeated request block once.
 """
