@@ -37,13 +37,13 @@ from h2.utilities import is_informational_response
 from .machines import connection_input, stream_input
 from .stream_errors import StreamErrorRules, buffered_bytes
 
-_HEAD = struct.Struct(">HBBBL")  # a frame header: 24-bit length, type, flags, stream id
-_HEADERS = 0x1
-_END_STREAM, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
-_WHOLE_PLAIN = _END_HEADERS | _PADDED | _PRIORITY  # a whole block (END_HEADERS) and no
+# The frame layout, read here and written by ``tuning``.
+FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
+HEADERS = 0x1
+END_STREAM, END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
+_WHOLE_PLAIN = END_HEADERS | _PADDED | _PRIORITY  # a whole block (END_HEADERS) and no
 # padding or priority to read: of these flags, only END_HEADERS is set
 _STREAM_ID = 0x7FFFFFFF  # the top bit is reserved and ignored on receipt
-_CLOSED = StreamState.CLOSED
 
 
 class FastRequests(StreamErrorRules):
@@ -60,16 +60,16 @@ class FastRequests(StreamErrorRules):
         size, start = len(data), 0
         largest = self.max_inbound_frame_size
         while size - start >= 9:
-            high, low, kind, flags, stream_id = _HEAD.unpack_from(data, start)
+            high, low, kind, flags, stream_id = FRAME_HEADER.unpack_from(data, start)
             length = high << 8 | low
             end = start + 9 + length
             if end > size or length > largest:
                 break  # cut across reads, or too long: h2 buffers it or refuses it
             stream_id &= _STREAM_ID
-            if kind == _HEADERS and flags & _WHOLE_PLAIN == _END_HEADERS \
+            if kind == HEADERS and flags & _WHOLE_PLAIN == END_HEADERS \
                     and self._opens_stream(stream_id):
                 events += self._request(stream_id, bytes(data[start + 9:end]),
-                                        bool(flags & _END_STREAM))
+                                        bool(flags & END_STREAM))
             else:
                 events += super().receive_data(data[start:end])
                 if not self._frames_are_ours():  # a header block goes on in CONTINUATION
@@ -133,7 +133,7 @@ class FastRequests(StreamErrorRules):
         streams (when a stream opens): ``streams`` then holds only live ones, and the
         limit check above rarely walks it."""
         machine, sid = stream.state_machine, stream.stream_id
-        if machine.state is _CLOSED and self.streams.get(sid) is stream:
+        if machine.state is StreamState.CLOSED and self.streams.get(sid) is stream:
             del self.streams[sid]
             self._closed_streams[sid] = machine.stream_closed_by
 

@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import os
-import struct
 from typing import Any, cast
 
 import h2
@@ -39,7 +38,7 @@ from h2.exceptions import StreamClosedError, StreamIDTooLowError
 from h2.stream import StreamInputs
 from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
 
-from .fast_requests import FastRequests
+from .fast_requests import END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, FastRequests
 from .machines import connection_input, stream_input
 from .stream_errors import StreamErrorRules
 
@@ -57,9 +56,7 @@ ENABLED = (_minor(h2.__version__) in TESTED["h2"]
            and _minor(hpack.__version__) in TESTED["hpack"]
            and os.environ.get("HYPER2WEB_TUNED", "1") != "0")
 
-_FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
-_END_STREAM, _END_HEADERS = 0x1, 0x4
-_DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
+_DATA, _CONTINUATION = 0x0, 0x9
 _BULK = 64 * 1024  # a body this large, alone in the send buffer, is joined in one copy
 # Written-out buffers of large bodies, kept for the next (``recycle``): for the whole
 # process, at most SPARES_KEPT of at most SPARE_MAX bytes (a 256 KB file chunk, framed).
@@ -92,7 +89,7 @@ def _write_frame(buffer: bytearray, kind: int, bits: int, stream_id: int,
                  payload: bytes | memoryview) -> None:
     """Append one frame (header and payload) to ``buffer``."""
     length = len(payload)
-    buffer += _FRAME_HEADER.pack((length >> 8) & 0xFFFF, length & 0xFF, kind, bits,
+    buffer += FRAME_HEADER.pack((length >> 8) & 0xFFFF, length & 0xFF, kind, bits,
                                  stream_id & 0x7FFFFFFF)
     buffer += payload
 
@@ -179,9 +176,9 @@ class TunedH2Connection(FastRequests):
                     if type(body) is memoryview:
                         body = body.tobytes()
                     plain.body_len = len(body)
-                    bits = _END_STREAM if "END_STREAM" in flags else 0
+                    bits = END_STREAM if "END_STREAM" in flags else 0
                     if "END_HEADERS" in flags:
-                        bits |= _END_HEADERS
+                        bits |= END_HEADERS
                     _write_frame(buffer, plain.type, bits, plain.stream_id, body)
                     continue
             buffer += frame.serialize()
@@ -214,10 +211,10 @@ class TunedH2Connection(FastRequests):
             stream_input(machine, StreamInputs.SEND_END_STREAM)
         stream.request_method = None  # as h2 records it from the fields it sends
         limit = stream.max_outbound_frame_size or len(block)
-        bits = (_END_STREAM if end_stream else 0) | (_END_HEADERS if len(block) <= limit else 0)
-        _write_frame(buffer, _HEADERS, bits, stream_id, block[:limit])
+        bits = (END_STREAM if end_stream else 0) | (END_HEADERS if len(block) <= limit else 0)
+        _write_frame(buffer, HEADERS, bits, stream_id, block[:limit])
         for start in range(limit, len(block), limit):
-            bits = _END_HEADERS if start + limit >= len(block) else 0
+            bits = END_HEADERS if start + limit >= len(block) else 0
             _write_frame(buffer, _CONTINUATION, bits, stream_id, block[start:start + limit])
         if end_stream:
             self.drop_if_closed(stream)
@@ -251,7 +248,7 @@ class TunedH2Connection(FastRequests):
         self.outbound_flow_control_window -= size
         limit = self.max_outbound_frame_size
         if size <= limit:
-            _write_frame(buffer, _DATA, _END_STREAM if end_stream else 0, stream_id, data)
+            _write_frame(buffer, _DATA, END_STREAM if end_stream else 0, stream_id, data)
         else:
             self._write_frames(buffer, stream_id, data, end_stream, limit)
         if end_stream:
@@ -262,12 +259,12 @@ class TunedH2Connection(FastRequests):
                       limit: int) -> None:
         view = memoryview(data)
         size = len(view)
-        pack = _FRAME_HEADER.pack
+        pack = FRAME_HEADER.pack
         parts: list[bytes | memoryview] = []
         for start in range(0, size, limit):
             piece = view[start:start + limit]
             length = len(piece)
-            bits = _END_STREAM if end_stream and start + length >= size else 0
+            bits = END_STREAM if end_stream and start + length >= size else 0
             parts.append(pack((length >> 8) & 0xFFFF, length & 0xFF, _DATA, bits, stream_id))
             parts.append(piece)
         if buffer or size < _BULK:
@@ -277,7 +274,7 @@ class TunedH2Connection(FastRequests):
         # A large body alone: one copy into a buffer of its exact size, where growing the
         # send buffer frame by frame would copy it many times over. One written before is
         # used again when it has that size (``recycle``): each chunk of a large file does.
-        bulk = _take_spare(size + _FRAME_HEADER.size * len(parts) // 2)
+        bulk = _take_spare(size + FRAME_HEADER.size * len(parts) // 2)
         if bulk is None:
             bulk = bytearray().join(parts)
         else:

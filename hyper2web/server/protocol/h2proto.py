@@ -249,8 +249,9 @@ class H2Protocol:
 
     def recycle(self, data: bytes) -> None:
         """``data_to_send``'s ``data`` is written: the tuned h2 may reuse it (``tuning``)."""
-        if hasattr(self.h2, "recycle"):
-            cast(Any, self.h2).recycle(data)
+        recycle = getattr(self.h2, "recycle", None)
+        if recycle is not None:
+            recycle(data)
 
     def send_head(self, stream_id: int, status: int, headers: Sequence[tuple[str, str]],
                   end: bool) -> None:
