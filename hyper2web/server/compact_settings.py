@@ -28,6 +28,10 @@ class _Values(list[Any]):
 
 
 _ONE_VALUE: dict[Any, tuple[Any]] = {}  # (value,) shared by every connection
+# What h2's ``Settings.__init__`` made of the same arguments (a connection's settings are
+# the same every time): copied, which is a few times cheaper than making them again. Each
+# value is a tuple, so the copies share nothing that changes.
+_MADE: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 def _one(value: Any) -> tuple[Any]:
@@ -50,8 +54,18 @@ class CompactSettings(h2.settings.Settings):
 
     def __init__(self, client: bool = True,
                  initial_values: dict[h2.settings.SettingCodes, int] | None = None) -> None:
+        key = (client, *initial_values.items()) if initial_values else (client,)
+        made = _MADE.get(key)
+        if made is not None:  # as h2 made them before: its attributes, a copy of the dict
+            self.__dict__.update(made)
+            self._settings = dict(made["_settings"])
+            return
         super().__init__(client, initial_values)
         self._compact()
+        values = getattr(self, "_settings", None)
+        if isinstance(values, dict) and len(_MADE) < 16 \
+                and all(type(held) is tuple for held in values.values()):
+            _MADE[key] = {**vars(self), "_settings": dict(values)}
 
     def __setitem__(self, key: Any, value: int) -> None:
         values = getattr(self, "_settings", None)

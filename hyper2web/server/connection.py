@@ -15,6 +15,7 @@ is its back-pressure (HTTP/2's windows, or, over HTTP/1.1, a socket not read).
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -23,7 +24,7 @@ from ..exceptions import ServerStopping, StreamClosed
 from ..http import Request, Response, Stream
 from .bodies import StreamedBody, closed_error
 from .config import READ_SIZE, ConnectionConfig, EarlyAnswer, Handler, StreamsBody
-from .eager import JobRunner
+from .eager import JobRunner, end_task
 from .intake import BodyIntake
 from .protocol import (
     BodyEnded,
@@ -36,6 +37,7 @@ from .protocol import (
 )
 from .protocol.events import INTERNAL_ERROR
 from .sending import Sender, StreamChannel
+from .stream_state import StreamState
 from .watchdog import Watched
 
 log = logging.getLogger("hyper2web.server")
@@ -43,26 +45,6 @@ log = logging.getLogger("hyper2web.server")
 # A connection whose socket always has data yields to other tasks after this many batches.
 YIELD_EVERY = 4
 POLL_CLOSING = 0.5  # HTTP/1.1 reading a streamed body: how often to see if it has ended
-
-
-class StreamState:
-    """One request as the driver tracks it, from its head to the end of its response."""
-
-    __slots__ = ("stream_id", "headers", "version", "body", "size", "task", "closed",
-                 "window_event", "progress", "source", "ended")
-
-    def __init__(self, stream_id: int, headers: dict[str, str], version: str) -> None:
-        self.stream_id = stream_id
-        self.headers = headers
-        self.version = version
-        self.body: list[bytes] = []
-        self.size = 0
-        self.task: Any = None  # the task it runs in once it has waited (see ``eager``)
-        self.closed = False
-        self.window_event: Any = None
-        self.progress = 0.0  # when the request or its body last moved forward
-        self.source: StreamedBody | None = None  # set for a streamed body
-        self.ended = False  # the whole request has arrived
 
 
 class Connection(BodyIntake, Sender, Watched):
@@ -112,8 +94,11 @@ class Connection(BodyIntake, Sender, Watched):
         self._task = await curio.current_task()
         self.proto.start()
         try:
-            await self.flush()
-            await self._read_loop()
+            # Our preface leaves with the answer to a first request already here: one write.
+            early = self._sent_already() if self.proto.concurrent else None
+            if early is None:
+                await self.flush()
+            await self._read_loop(early)
         except OSError as exc:
             await self._lose(exc)
         except curio.CancelledError:
@@ -123,7 +108,7 @@ class Connection(BodyIntake, Sender, Watched):
         finally:
             await self._close()
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, early: bytes | None = None) -> None:
         proto = self.proto
         while not self.closed:
             if proto.closing:
@@ -131,7 +116,7 @@ class Connection(BodyIntake, Sender, Watched):
                 return
             if not proto.concurrent and await self._between_requests():
                 continue
-            data = await self._receive()
+            data, early = (early, None) if early is not None else (await self._receive(), None)
             if data is None:
                 await self._finish()
                 return
@@ -147,6 +132,14 @@ class Connection(BodyIntake, Sender, Watched):
                 self._batches = 0
                 self._handed = False
                 await curio.sleep(0)
+
+    def _sent_already(self) -> bytes | None:
+        """What the peer sent before we asked, without waiting; None when nothing yet."""
+        raw = getattr(self.sock, "_socket", None)  # the non-blocking socket under curio's
+        try:
+            return None if raw is None else bytes(raw.recv(READ_SIZE))
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
 
     async def _between_requests(self) -> bool:
         """HTTP/1.1 before a read: True when it acted instead (see the comments).
@@ -394,7 +387,6 @@ class Connection(BodyIntake, Sender, Watched):
             await self.flush()
         if self._tasks is not None:
             for task in list(self._tasks):
-                if not task.terminated:
-                    await task.cancel()
+                await end_task(task)
             self._tasks = None
-        self.runner.close()
+        self.runner.release()

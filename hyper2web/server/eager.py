@@ -102,11 +102,14 @@ class JobRunner:
 
     def step(self, key: Any, job: Job) -> Any:
         """Run ``job`` here until it finishes (``None``) or yields a kernel trap (returned)."""
+        if self.closed:
+            job.close()  # queued, never started: no user code runs for nobody
+            return None
         host = self.host
         host.inline = True
         try:
-            if self.closed or self.host.job_gone(key):
-                job.close()  # queued, never started: no user code runs for nobody
+            if host.job_gone(key):
+                job.close()
                 return None
             return job.send(None)
         except StopIteration:
@@ -157,6 +160,28 @@ class JobRunner:
         while self.jobs:
             _, job = self.jobs.pop(0)
             job.close()
+
+    def release(self) -> None:
+        """Forget the host once its tasks have ended. The two refer to each other, and a
+        reference cycle is freed only by the cyclic garbage collector: the connection, its
+        TLS state included, would stay in memory until the next full collection."""
+        self.close()
+        self._runner = None
+        del self.host
+
+
+async def end_task(task: Any) -> None:
+    """Cancel ``task`` if it still runs, then drop the traceback of how it ended.
+
+    A task keeps the exception it ended with (a cancellation, say), and the traceback holds
+    the task's own frames: a reference cycle, freed only by the cyclic garbage collector,
+    with all those frames hold (a connection's, its TLS state included) waiting for it.
+    """
+    if not task.terminated:
+        await task.cancel()
+    exc = task.exception
+    if exc is not None:
+        exc.__traceback__ = None
 
 
 @types.coroutine

@@ -13,7 +13,9 @@ decoding, the connection's state machine, the new stream, and the stream's trans
 off). Every other frame goes through h2's ``receive_data`` whole, in order: any other
 type, a frame cut across reads, a header block with CONTINUATION, a stream id h2 must
 judge, a stream beyond the limit, or any moment h2's frame buffer holds bytes of its own
-(the preface, a partial frame). The events, frames and errors are h2's.
+(a partial frame). The client's preface goes to h2 alone, so the first request of a
+connection, which comes in the same read, is taken here too. The events, frames and
+errors are h2's.
 
 h2 forgets closed streams when it counts the open ones, on each new stream; here that
 count is skipped while fewer streams are held than the limit allows, so closed streams can
@@ -54,6 +56,11 @@ class FastRequests(StreamErrorRules):
     lean_config: h2.config.H2Configuration | None = None
 
     def receive_data(self, data: Any) -> Any:
+        preface = getattr(self.incoming_buffer, "_preamble_len", 0)
+        if preface and len(data) > preface and type(preface) is int and self._quiet():
+            # A client's first read holds its preface and its first request: h2 checks
+            # the preface, and the frames after it come here like any others.
+            return [*super().receive_data(data[:preface]), *self.receive_data(data[preface:])]
         if not self._frames_are_ours():
             return super().receive_data(data)
         events: list[Any] = []
@@ -89,7 +96,12 @@ class FastRequests(StreamErrorRules):
         return (pending is not None and not pending
                 and not getattr(buffer, "_preamble_len", 1)
                 and not getattr(buffer, "_headers_buffer", True)
-                and not self.config.client_side
+                and self._quiet())
+
+    def _quiet(self) -> bool:
+        """A server's connection with h2's silent logger: nobody sees h2's trace lines,
+        which the steps taken here would leave out."""
+        return (not self.config.client_side
                 and type(self.config.logger) is h2.config.DummyLogger)
 
     def _opens_stream(self, stream_id: int) -> bool:

@@ -19,7 +19,7 @@ from .protocol import BodyReceived
 from .protocol.events import NO_ERROR
 
 if TYPE_CHECKING:
-    from .connection import StreamState
+    from .stream_state import StreamState
 
 log = logging.getLogger("hyper2web.server")
 

@@ -24,7 +24,8 @@ from .config import READ_SIZE, ConnectionConfig
 from .protocol.events import CANCEL
 
 if TYPE_CHECKING:
-    from .connection import Connection, StreamState
+    from .connection import Connection
+    from .stream_state import StreamState
 
 log = logging.getLogger("hyper2web.server")
 

@@ -25,6 +25,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import weakref
 from typing import Any, cast
 
 import h2
@@ -57,6 +59,8 @@ ENABLED = (_minor(h2.__version__) in TESTED["h2"]
            and os.environ.get("HYPER2WEB_TUNED", "1") != "0")
 
 _DATA, _CONTINUATION = 0x0, 0x9
+_SETTINGS = 0x4
+_SETTING = struct.Struct(">HL")  # one setting in a SETTINGS frame: its code and value
 _BULK = 64 * 1024  # a body this large, alone in the send buffer, is joined in one copy
 # Written-out buffers of large bodies, kept for the next (``recycle``): for the whole
 # process, at most SPARES_KEPT of at most SPARE_MAX bytes (a 256 KB file chunk, framed).
@@ -96,16 +100,22 @@ def _write_frame(buffer: bytearray, kind: int, bits: int, stream_id: int,
 
 class _Dispatch:
     """h2's frame dispatch table, without its ten bound methods per connection (about 1 KB
-    of every idle connection): the method for a frame class is bound when a frame comes."""
+    of every idle connection): the method for a frame class is bound when a frame comes.
+
+    It holds its connection weakly. h2's own table of bound methods, like a strong
+    reference here, makes every connection a reference cycle that only the cyclic garbage
+    collector frees, so a closed connection would wait for a collection (which then scans
+    all of them) instead of going at once.
+    """
 
     __slots__ = ("_conn", "_names")
 
     def __init__(self, conn: Any, names: dict[type, str]) -> None:
-        self._conn = conn
+        self._conn = weakref.ref(conn)
         self._names = names
 
     def __getitem__(self, kind: type) -> Any:
-        return getattr(self._conn, self._names[kind])  # KeyError for an unknown class
+        return getattr(self._conn(), self._names[kind])  # KeyError for an unknown class
 
 
 class TunedH2Connection(FastRequests):
@@ -182,6 +192,18 @@ class TunedH2Connection(FastRequests):
                     _write_frame(buffer, plain.type, bits, plain.stream_id, body)
                     continue
             buffer += frame.serialize()
+
+    def initiate_connection(self) -> None:
+        """h2's, with our SETTINGS written straight into the send buffer: h2 builds and
+        serializes a frame object, once for every connection."""
+        buffer = getattr(self, "_data_to_send", None)
+        if type(buffer) is not bytearray or not self._quiet():
+            super().initiate_connection()
+            return
+        connection_input(self.state_machine, ConnectionInputs.SEND_SETTINGS)
+        payload = b"".join(_SETTING.pack(code & 0xFF, value)
+                           for code, value in self.local_settings.items())
+        _write_frame(buffer, _SETTINGS, 0, 0, payload)
 
     def send_headers(self, stream_id: int, headers: Any, end_stream: bool = False,
                      priority_weight: int | None = None, priority_depends_on: int | None = None,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hyper2web._curio import curio
+from hyper2web.server import tuning
 from hyper2web.server.config import ConnectionConfig
 from hyper2web.server.connection import Connection
 from hyper2web.server.protocol import H2Protocol, H11Protocol
@@ -72,3 +73,125 @@ def test_a_request_answered_in_keep_alive_needs_no_linger() -> None:
     sock = _serve(H11Protocol, [b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"])
     assert sock.sent.startswith(b"HTTP/1.1 200 ") and sock.sent.endswith(b"ok")
     assert not sock.shut
+
+
+class Raw:
+    """The non-blocking socket under curio's: holds what the peer sent before the server
+    first asked (``None``: nothing yet)."""
+
+    def __init__(self, waiting: bytes | None) -> None:
+        self.waiting = waiting
+
+    def recv(self, size: int) -> bytes:
+        if self.waiting is None:
+            raise BlockingIOError
+        data, self.waiting = self.waiting, None
+        return data
+
+
+class PacedSock(Sock):
+    """``Sock`` over a ``Raw``, each chunk a moment after the last; every write kept."""
+
+    def __init__(self, waiting: bytes | None, chunks: list[bytes]) -> None:
+        super().__init__(chunks)
+        self._socket = Raw(waiting)
+        self.writes: list[bytes] = []
+
+    async def recv(self, size: int) -> bytes:
+        await curio.sleep(0.05)
+        return await super().recv(size)
+
+    async def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        await super().sendall(data)
+
+
+def _client() -> tuple[bytes, bytes]:
+    """A client's first bytes (preface, SETTINGS, a GET), and its GOAWAY."""
+    import h2.config
+    import h2.connection
+
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.send_headers(1, [(":method", "GET"), (":scheme", "https"),
+                            (":authority", "x"), (":path", "/")], end_stream=True)
+    first = client.data_to_send()
+    client.close_connection()
+    return first, client.data_to_send()
+
+
+def _paced(waiting: bool) -> PacedSock:
+    first, goaway = _client()
+    sock = PacedSock(first if waiting else None, [goaway] if waiting else [first, goaway])
+    conn = Connection(sock, ("127.0.0.1", 1), _handler, ConnectionConfig(), H2Protocol)
+
+    async def main() -> None:
+        async with curio.timeout_after(3):
+            await conn.run()
+
+    curio.run(main)
+    return sock
+
+
+SETTINGS_HEAD = b"\x04\x00\x00\x00\x00\x00"  # type, flags and stream 0 of our SETTINGS
+
+
+def test_a_first_request_already_here_is_answered_in_the_write_of_our_preface() -> None:
+    sock = _paced(waiting=True)
+    assert sock.writes[0][3:9] == SETTINGS_HEAD  # the server preface still comes first
+    assert sock.writes[0].endswith(b"ok")  # and the answer with it, in one write
+
+
+def test_our_preface_goes_at_once_when_the_client_has_sent_nothing_yet() -> None:
+    sock = _paced(waiting=False)
+    assert sock.writes[0][3:9] == SETTINGS_HEAD
+    assert b"ok" not in sock.writes[0]  # written before the request was read
+    assert sock.sent.endswith(b"ok")
+
+
+def test_a_client_gone_before_the_first_read_ends_the_connection() -> None:
+    sock = PacedSock(b"", [])
+    conn = Connection(sock, ("127.0.0.1", 1), _handler, ConnectionConfig(), H2Protocol)
+
+    async def main() -> None:
+        async with curio.timeout_after(3):
+            await conn.run()
+
+    curio.run(main)
+    assert conn.closed and conn.lost
+    assert sock.writes == []  # nobody to send our preface to
+
+
+async def _waits(request: Any, response: Any) -> None:
+    await curio.sleep(0.01)  # the answer waits: the runner's task is the request's now
+    await response.send(b"ok")
+
+
+@pytest.mark.parametrize("handler", [_handler, _waits], ids=["at-once", "waits"])
+def test_a_finished_connection_is_freed_without_the_cycle_collector(handler: Any) -> None:
+    """A reference cycle would keep a closed connection, its TLS state included, until
+    the cyclic collector's next full pass: all of it must go when the last reference
+    does."""
+    import gc
+    import weakref
+
+    first, goaway = _client()
+    sock = PacedSock(first, [goaway])
+    refs: list[Any] = []
+
+    async def main() -> None:
+        conn = Connection(sock, ("127.0.0.1", 1), handler, ConnectionConfig(), H2Protocol)
+        refs.extend([weakref.ref(conn), weakref.ref(conn.proto), weakref.ref(conn.runner)])
+        if tuning.ENABLED:  # h2's own keeps bound methods of itself: a cycle of its own
+            refs.append(weakref.ref(conn.proto.h2))
+        async with curio.timeout_after(3):
+            await conn.run()
+
+    gc.collect()
+    gc.disable()
+    try:
+        curio.run(main)
+        assert sock.sent.endswith(b"ok")
+        assert [ref() for ref in refs] == [None] * len(refs)
+    finally:
+        gc.enable()

@@ -226,11 +226,12 @@ def test_receives_like_stream_error_rules(variant: str, case: str, how: str) -> 
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-@pytest.mark.parametrize("how", ["frames", "head+rest"])
+@pytest.mark.parametrize("how", ["whole", "frames", "head+rest"])
 def test_the_fast_path_is_taken(monkeypatch: pytest.MonkeyPatch, variant: str,
                                 how: str) -> None:
     """New requests, whole in a read, skip h2's frame layer (and, on the tuned connection's
-    own configuration, h2's passes over the fields): else all the above is moot."""
+    own configuration, h2's passes over the fields): else all the above is moot. "whole"
+    reads the preface with them, as a client's first request comes."""
     calls: list[int] = []
     lean: list[int] = []
     original, received = FastRequests._request, fast_requests._request_received

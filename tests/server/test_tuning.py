@@ -98,7 +98,8 @@ def test_frames_and_state_are_the_same_as_h2s(lean: bool, field_encoder: bool) -
 
 
 def test_compact_settings_behave_like_h2s() -> None:
-    for cls in (CompactSettings, h2.settings.Settings):
+    # CompactSettings twice: the second is a copy of what h2 made for the first.
+    for cls in (CompactSettings, CompactSettings, h2.settings.Settings):
         settings = cls(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 10})
         settings[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] = 1000
@@ -122,6 +123,8 @@ def test_compact_settings_share_values_and_never_mutate_them() -> None:
     second.acknowledge()
     assert (first.initial_window_size, second.initial_window_size) == (1000, 2000)
     assert CompactSettings(client=False).initial_window_size == 65535
+    made = vars(h2.settings.Settings(client=False))
+    assert vars(CompactSettings(client=False)).keys() == made.keys()  # h2's attributes
 
 
 def test_frame_dispatch_binds_the_same_methods_as_h2s() -> None:
