@@ -40,8 +40,8 @@ async def _handler(request: Any, response: Any) -> None:
     await response.send(b"ok")
 
 
-def _serve(protocol: type, chunks: list[bytes]) -> Sock:
-    sock = Sock(chunks)
+def _run(sock: Any, protocol: type) -> Connection:
+    """Serve one connection on ``sock`` to its end (at most 3 s)."""
     conn = Connection(sock, ("127.0.0.1", 1), _handler, ConnectionConfig(), protocol)
 
     async def main() -> None:
@@ -49,6 +49,12 @@ def _serve(protocol: type, chunks: list[bytes]) -> Sock:
             await conn.run()
 
     curio.run(main)
+    return conn
+
+
+def _serve(protocol: type, chunks: list[bytes]) -> Sock:
+    sock = Sock(chunks)
+    _run(sock, protocol)
     return sock
 
 
@@ -123,13 +129,7 @@ def _client() -> tuple[bytes, bytes]:
 def _paced(waiting: bool) -> PacedSock:
     first, goaway = _client()
     sock = PacedSock(first if waiting else None, [goaway] if waiting else [first, goaway])
-    conn = Connection(sock, ("127.0.0.1", 1), _handler, ConnectionConfig(), H2Protocol)
-
-    async def main() -> None:
-        async with curio.timeout_after(3):
-            await conn.run()
-
-    curio.run(main)
+    _run(sock, H2Protocol)
     return sock
 
 
@@ -151,13 +151,7 @@ def test_our_preface_goes_at_once_when_the_client_has_sent_nothing_yet() -> None
 
 def test_a_client_gone_before_the_first_read_ends_the_connection() -> None:
     sock = PacedSock(b"", [])
-    conn = Connection(sock, ("127.0.0.1", 1), _handler, ConnectionConfig(), H2Protocol)
-
-    async def main() -> None:
-        async with curio.timeout_after(3):
-            await conn.run()
-
-    curio.run(main)
+    conn = _run(sock, H2Protocol)
     assert conn.closed and conn.lost
     assert sock.writes == []  # nobody to send our preface to
 
