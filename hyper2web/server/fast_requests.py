@@ -35,6 +35,8 @@ import h2.exceptions
 from h2.connection import AllowedStreamIDs, ConnectionInputs
 from h2.stream import StreamInputs, StreamState
 from h2.utilities import is_informational_response
+from hyperframe.exceptions import InvalidDataError, InvalidFrameError
+from hyperframe.frame import Frame
 
 from .machines import connection_input, stream_input
 from .stream_errors import StreamErrorRules, buffered_bytes
@@ -46,6 +48,8 @@ END_STREAM, END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x4, 0x8, 0x20
 _WHOLE_PLAIN = END_HEADERS | _PADDED | _PRIORITY  # a whole block (END_HEADERS) and no
 # padding or priority to read: of these flags, only END_HEADERS is set
 _STREAM_ID = 0x7FFFFFFF  # the top bit is reserved and ignored on receipt
+# RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE: never padded, never in a header block.
+_SIMPLE = frozenset({0x3, 0x4, 0x6, 0x7, 0x8})
 
 
 class FastRequests(StreamErrorRules):
@@ -77,6 +81,9 @@ class FastRequests(StreamErrorRules):
                     and self._opens_stream(stream_id):
                 events += self._request(stream_id, bytes(data[start + 9:end]),
                                         bool(flags & END_STREAM))
+            elif kind in _SIMPLE:
+                events += self._simple_frame(memoryview(data)[start:end])
+                largest = self.max_inbound_frame_size  # a SETTINGS ACK may change it
             else:
                 events += super().receive_data(data[start:end])
                 if not self._frames_are_ours():  # a header block goes on in CONTINUATION
@@ -87,6 +94,29 @@ class FastRequests(StreamErrorRules):
         if start < size:
             events += super().receive_data(data[start:])
         return events
+
+    def _simple_frame(self, frame_bytes: memoryview) -> list[Any]:
+        """h2's ``receive_data`` for one whole frame without padding that is no part of a
+        header block: the same parsing, errors and handling, less the frame buffer (which
+        copies the bytes and checks what such a frame cannot have)."""
+        try:
+            try:
+                frame, length = Frame.parse_frame_header(frame_bytes[:9])
+            except (InvalidDataError, InvalidFrameError) as err:
+                raise h2.exceptions.ProtocolError(
+                    f"Received frame with invalid header: {err!s}") from err
+            try:
+                frame.parse_body(frame_bytes[9:9 + length])
+            except InvalidDataError as err:
+                raise h2.exceptions.ProtocolError(
+                    "Received frame with non-compliant data") from err
+            except InvalidFrameError as err:
+                raise h2.exceptions.FrameDataMissingError(
+                    "Frame data missing or invalid") from err
+            return list(self._receive_frame(frame))
+        except h2.exceptions.ProtocolError as exc:
+            self._terminate_connection(exc.error_code)
+            raise
 
     def _frames_are_ours(self) -> bool:
         """True when h2's frame buffer is empty (the preface read, no partial frame, no

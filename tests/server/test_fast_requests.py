@@ -34,6 +34,7 @@ from tests.server.h2replay import (
     HEADERS,
     LEAN,
     PADDED,
+    PING,
     PRIO,
     PRIORITY,
     RST,
@@ -157,6 +158,7 @@ def raw_case(*frames: tuple[int, int, int, bytes | list[Any]], before: int = 5) 
 
 # Each case, and signs in the reference's record that it did what it is named for.
 CLOSED = "ConnectionState.CLOSED"
+GOAWAY = 7
 CASES: dict[str, tuple[Callable[[], list[Step]], str | tuple[str, ...] | dict[str, str]]] = {
     "gets": (lambda: [Wire().get(1).get(3).raw(SETTINGS, ACK, 0).get(5).get(7).cut()],
              "':path', b'/7'"),
@@ -211,6 +213,24 @@ for _name, _frame in {"window": frame(WINDOW, 0, 1, struct.pack(">L", 100)),
     _expect = "'StreamClosedError', <Err" if _name == "headers" else "':path', b'/7'"
     CASES[f"late-{_name}-new-stream"] = (lambda f=_frame: late(f, True), _expect)
     CASES[f"late-{_name}"] = (lambda f=_frame: late(f, False), _expect)
+
+# Malformed frames of the kinds read without h2's frame buffer (``_simple_frame``), each
+# between requests, and a sign of the error it must end in.
+for _name, (_frame, _sign) in {
+    "settings-length": ((SETTINGS, 0, 0, b"\0\x03\0\0\0"), "Frame data missing or invalid"),
+    "settings-ack-payload": ((SETTINGS, ACK, 0, struct.pack(">HL", 3, 1)), "non-compliant"),
+    "settings-on-stream": ((SETTINGS, 0, 1, b""), "invalid header"),
+    "settings-value": ((SETTINGS, 0, 0, struct.pack(">HL", 2, 2)), "ENABLE_PUSH"),
+    "ping-length": ((PING, 0, 0, b"1234567"), "Frame data missing or invalid"),
+    "ping-on-stream": ((PING, 0, 1, b"12345678"), "invalid header"),
+    "window-length": ((WINDOW, 0, 0, b"\0\0\x01"), "Frame data missing or invalid"),
+    "window-zero": ((WINDOW, 0, 0, b"\0\0\0\0"), "non-compliant"),
+    "rst-on-zero": ((RST, 0, 0, struct.pack(">L", 8)), "invalid header"),
+    "rst-length": ((RST, 0, 1, b"\0\0\x08"), "Frame data missing or invalid"),
+    "goaway-on-stream": ((GOAWAY, 0, 1, struct.pack(">LL", 5, 0)), "invalid header"),
+    "goaway-length": ((GOAWAY, 0, 0, b"\0\0\0\x05\0\0\0"), "Frame data missing or invalid"),
+}.items():
+    CASES[f"bad-{_name}"] = (lambda f=_frame: raw_case(f), _sign)
 
 
 @pytest.mark.parametrize("how", CHUNKINGS)
