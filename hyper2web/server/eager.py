@@ -79,8 +79,10 @@ class JobRunner:
         self.jobs.append((key, job))
 
     async def start(self) -> None:
-        """Start the runner, or wake it, for what is queued."""
-        if self._runner is None:
+        """Start the runner, or wake it, for what is queued (nothing once closed)."""
+        if self.closed:
+            self.close()  # drops what was queued
+        elif self._runner is None:
             if self._wake is None:
                 self._wake = curio.Event()
             self._runner = await self.host.spawn(self._run())

@@ -201,3 +201,25 @@ def test_close_drops_queued_jobs_unrun() -> None:
     runner.close()
     assert runner.closed and not runner.jobs and seen == []
     assert queued.cr_frame is None  # closed, never to run
+
+
+def test_a_released_runner_forgets_its_host_and_runs_nothing_more() -> None:
+    """Released once its connection's tasks have ended: no reference back to the
+    connection (a cycle only the cyclic collector would free), and a late job is closed
+    unrun instead of starting a task for nobody."""
+    seen: list[str] = []
+    host = Host()
+
+    async def job() -> None:
+        seen.append("ran")
+
+    async def main() -> None:
+        runner = JobRunner(host)
+        runner.release()
+        assert not hasattr(runner, "host")
+        late = job()
+        await runner.submit(Key("late"), late)
+        assert late.cr_frame is None and not runner.jobs
+
+    curio.run(main)
+    assert seen == [] and host.tasks == []
