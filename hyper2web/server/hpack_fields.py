@@ -43,6 +43,28 @@ _UNCACHED_NAMES = frozenset({b"set-cookie", b"authorization", b"proxy-authorizat
                              "set-cookie", "authorization", "proxy-authorization"})
 # Keyed by the fields as given: bytes from h2, str from the tuned send_headers (and h2 4.1).
 _cache: dict[tuple[bytes | str, bytes | str], bytes] = {}
+MAX_BLOCKS = 256  # whole header blocks kept (``head_block``); the dicts start over when full
+_heads: dict[tuple[int, int], tuple[Any, tuple[Any, ...]]] = {}
+_blocks: dict[int, tuple[tuple[Any, ...], bytes]] = {}
+
+
+def head_block(status: int, fields: tuple[tuple[str, str], ...]) -> tuple[Any, ...]:
+    """``:status`` and a response's ``fields`` as one header block, the same tuple each time
+    for the same tuple of fields (a cached file's, built once), so ``FieldEncoder`` can
+    keep its encoded bytes.
+
+    Each kept entry holds the fields it was made for: while kept, no other tuple can have
+    their id, and ``is`` tells a stale entry from a live one.
+    """
+    key = (status, id(fields))
+    kept = _heads.get(key)
+    if kept is not None and kept[0] is fields:
+        return kept[1]
+    block = ((":status", str(status)), *fields)
+    if len(_heads) >= MAX_BLOCKS:
+        _heads.clear()
+    _heads[key] = (fields, block)
+    return block
 
 
 def encode_integer(value: int, prefix_bits: int, first: int) -> bytes:
@@ -107,6 +129,19 @@ class FieldEncoder:
 
     def encode(self, headers: Iterable[tuple[bytes | str, bytes | str]],
                huffman: bool = True) -> bytes:
+        if type(headers) is tuple and not self._size_changes:
+            # A tuple never changes: its bytes are kept with it (``head_block``).
+            kept = _blocks.get(id(headers))
+            if kept is not None and kept[0] is headers:
+                return kept[1]
+            encoded = self._encode(headers)
+            if len(_blocks) >= MAX_BLOCKS:
+                _blocks.clear()
+            _blocks[id(headers)] = (headers, encoded)
+            return encoded
+        return self._encode(headers)
+
+    def _encode(self, headers: Iterable[tuple[bytes | str, bytes | str]]) -> bytes:
         parts = []
         if self._size_changes:
             smallest, last = min(self._size_changes), self._size_changes[-1]

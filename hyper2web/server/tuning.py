@@ -213,7 +213,7 @@ class TunedH2Connection(FastRequests):
         if stream is None or type(buffer) is not bytearray or self.config.client_side \
                 or priority_weight is not None or priority_depends_on is not None \
                 or priority_exclusive is not None or stream.state_machine.headers_sent \
-                or type(headers) is not list or not headers \
+                or type(headers) not in (list, tuple) or not headers \
                 or headers[0][0] not in (":status", b":status") \
                 or headers[0][1][:1] in ("1", b"1") \
                 or self.config.validate_outbound_headers or self.config.normalize_outbound_headers:

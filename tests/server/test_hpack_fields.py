@@ -9,7 +9,16 @@ from typing import Any
 import hpack
 import pytest
 
-from hyper2web.server.hpack_fields import MAX_CACHED, FieldEncoder, _cache, encode_integer
+from hyper2web.server.hpack_fields import (
+    MAX_BLOCKS,
+    MAX_CACHED,
+    FieldEncoder,
+    _blocks,
+    _cache,
+    _heads,
+    encode_integer,
+    head_block,
+)
 from tests.server.h2client import H2Client
 from tests.support import need_tool
 
@@ -56,6 +65,31 @@ def test_a_smaller_table_is_announced_at_the_start_of_the_next_block() -> None:
     decoder.header_table_size = 256
     assert decode(block, decoder) == [(b":status", b"200")]
     assert encoder.encode([(b":status", b"200")]) == b"\x88"  # announced once
+
+
+def test_a_prepared_block_is_made_and_encoded_once_and_reads_back_the_same() -> None:
+    """``head_block``: the same tuple for the same tuple of fields, whose bytes the encoder
+    keeps; a table size change still goes first, and the bytes equal a list's."""
+    fields = (("content-type", "text/html"), ("etag", '"1"'), ("content-length", "2"))
+    block = head_block(200, fields)
+    assert head_block(200, fields) is block and head_block(304, fields) is not block
+    assert head_block(200, tuple(fields)) is block  # the same tuple object
+    assert head_block(200, (*fields, ("x", "y"))) is not block
+    encoder = FieldEncoder()
+    as_list = encoder.encode(list(block))
+    assert encoder.encode(block) == as_list
+    assert encoder.encode(block) is encoder.encode(block)  # kept, not encoded again
+    assert decode(as_list) == [(k.encode(), v.encode()) for k, v in block]
+    encoder.header_table_size = 0
+    assert encoder.encode(block) == bytes([0x20]) + as_list  # the update, then the block
+    assert encoder.encode(block) == as_list
+
+
+def test_kept_blocks_are_bounded() -> None:
+    encoder = FieldEncoder()
+    for number in range(MAX_BLOCKS + 10):
+        encoder.encode(head_block(200, (("content-length", str(number)),)))
+    assert len(_blocks) <= MAX_BLOCKS and len(_heads) <= MAX_BLOCKS
 
 
 def test_the_cache_is_bounded() -> None:

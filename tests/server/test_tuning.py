@@ -40,7 +40,7 @@ def _served(cls: type[h2.connection.H2Connection], lean: bool = False,
     opened = dict(server.streams)  # each stream's object, held or forgotten at the end
     server.send_headers(1, [(":status", "200"), ("content-length", "5")])
     server.send_data(1, b"hello", end_stream=True)
-    server.send_headers(3, [(":status", "204")], end_stream=True)
+    server.send_headers(3, ((":status", "204"),), end_stream=True)  # a tuple, as prepared
     # A header block over the frame size: HEADERS + CONTINUATION frames.
     server.send_headers(5, [(":status", "200"), *[(f"x-{n}", "v" * 100) for n in range(300)]])
     server.send_data(5, b"x" * 16384)

@@ -24,6 +24,7 @@ from ...exceptions import StreamClosed
 from ..compact_settings import new_settings
 from ..config import ConnectionConfig
 from ..fields import MalformedRequest, check_trailers, request_headers
+from ..hpack_fields import head_block
 from ..limits import FloodGuard
 from ..stream_errors import StreamError, oversized_frame_pending
 from ..tuning import ENABLED as _TUNED
@@ -255,8 +256,10 @@ class H2Protocol:
 
     def send_head(self, stream_id: int, status: int, headers: Sequence[tuple[str, str]],
                   end: bool) -> None:
-        block = [(":status", str(status))]
-        block.extend(headers)
+        if type(headers) is tuple and _TUNED:  # prepared once: its encoded bytes are kept
+            block: Any = head_block(status, headers)
+        else:
+            block = [(":status", str(status)), *headers]
         try:
             self.h2.send_headers(stream_id, block, end_stream=end)
         except h2.exceptions.ProtocolError:
