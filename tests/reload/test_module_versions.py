@@ -185,7 +185,9 @@ def test_reload_after_an_edit_fetches_only_the_edited_module(serve: Serve, modul
         page.wait_for_function(f"document.body.dataset.ready === '{value}:{value + 1}'")
         page.wait_for_timeout(300)
         asked = _requests(server, before)
-        modules_asked = [p for p in asked if p.startswith("/mods/")]
-        assert len(modules_asked) == 1 and modules_asked[0].startswith("/mods/a.js?h2w="), \
-            asked
+        # The edit also pushes a live reload, which can come just after the manual one:
+        # the page may then load twice, but only the edited module is ever asked for.
+        modules_asked = {p for p in asked if p.startswith("/mods/")}
+        assert len(modules_asked) == 1, asked
+        assert modules_asked.pop().startswith("/mods/a.js?h2w="), asked
     assert page.errors == []
