@@ -116,7 +116,11 @@ class Connection(BodyIntake, Sender, Watched):
                 return
             if not proto.concurrent and await self._between_requests():
                 continue
-            data, early = (early, None) if early is not None else (await self._receive(), None)
+            data: bytes | None
+            if early is not None:
+                data, early = early, None
+            else:
+                data = await self._receive()
             if data is None:
                 await self._finish()
                 return

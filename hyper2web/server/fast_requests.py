@@ -83,13 +83,12 @@ class FastRequests(StreamErrorRules):
                                         bool(flags & END_STREAM))
             elif kind in _SIMPLE:
                 events += self._simple_frame(memoryview(data)[start:end])
-                largest = self.max_inbound_frame_size  # a SETTINGS ACK may change it
             else:
                 events += super().receive_data(data[start:end])
                 if not self._frames_are_ours():  # a header block goes on in CONTINUATION
                     start = end
                     break
-                largest = self.max_inbound_frame_size  # a SETTINGS ACK may change it
+            largest = self.max_inbound_frame_size  # a SETTINGS ACK may change it
             start = end
         if start < size:
             events += super().receive_data(data[start:])
@@ -113,7 +112,8 @@ class FastRequests(StreamErrorRules):
             except InvalidFrameError as err:
                 raise h2.exceptions.FrameDataMissingError(
                     "Frame data missing or invalid") from err
-            return list(self._receive_frame(frame))
+            events: list[Any] = self._receive_frame(frame)
+            return events
         except h2.exceptions.ProtocolError as exc:
             self._terminate_connection(exc.error_code)
             raise
