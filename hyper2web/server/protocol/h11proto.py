@@ -118,16 +118,14 @@ class H11Protocol:
     def _on_request(self, event: h11.Request, out: list[Event]) -> bool:
         self.requests += 1
         self._in_request = True
-        refused = _refusal(event)
+        headers, framed, refused = _read_head(event)
         if refused is not None:
             log.info("%s: bad HTTP/1.1 request: %s", self.peer, refused[1])
             self.refuse(STREAM_ID, refused[0], f"{refused[1]}\n".encode())
             out.append(ConnectionEnded(linger=self.linger))
             return False
-        headers = _header_dict(event)
-        ended = not any(name in (b"content-length", b"transfer-encoding")
-                        for name, _ in event.headers)
-        if _is_websocket_upgrade(event, headers):
+        ended = not framed
+        if "upgrade" in headers and _is_websocket_upgrade(event, headers):
             # The RFC 8441 form of the same request: one code path above for both protocols.
             headers[":method"], headers[":protocol"] = "CONNECT", "websocket"
             ended, self._upgrade = False, True
@@ -166,18 +164,21 @@ class H11Protocol:
 
     def send_head(self, stream_id: int, status: int, headers: Sequence[tuple[str, str]],
                   end: bool) -> None:
-        fields = list(headers)
         if status == 101 and self._upgrade:
-            self._send(h11.InformationalResponse(status_code=101, headers=fields))
+            self._send(h11.InformationalResponse(status_code=101, headers=list(headers)))
             self.tunnel = True
             self._leftover = self.h11.trailing_data[0]
             return
-        if self.draining:
-            fields.append(("connection", "close"))
-        self._send(h11.Response(status_code=status, headers=fields,
-                                reason=reason_phrase(status)))
+        if type(headers) is tuple and not self.draining:
+            self._send(prepared_response(status, headers))  # built once: checked once
+        else:
+            fields = list(headers)
+            if self.draining:
+                fields.append(("connection", "close"))
+            self._send(h11.Response(status_code=status, headers=fields,
+                                    reason=reason_phrase(status)))
         if end:
-            self._send(h11.EndOfMessage())
+            self._send(_END)
 
     def send_informational(self, stream_id: int, status: int,
                            headers: Sequence[tuple[str, str]]) -> None:
@@ -211,7 +212,7 @@ class H11Protocol:
             # Any bytes-like will do: h11 joins it into new bytes (``send``).
             self._send(h11.Data(data=cast(bytes, data)))
         if end:
-            self._send(h11.EndOfMessage())
+            self._send(_END)
 
     def ack(self, size: int, stream_id: int) -> None:
         """No flow control in HTTP/1.1: TCP's own holds the client back."""
@@ -308,25 +309,6 @@ def _is_websocket_upgrade(event: h11.Request, headers: dict[str, str]) -> bool:
         and "upgrade" in (token.strip() for token in connection.split(","))
 
 
-def _refusal(event: h11.Request) -> tuple[int, str] | None:
-    """What h11 lets through but this server refuses, as ``(status, why)``.
-
-    A head whose whole size is over ``MAX_HEAD`` (h11 bounds only a head still arriving),
-    and ``content-length`` beside ``transfer-encoding``: RFC 9112 section 6.1 lets a
-    server refuse it, and two servers framing it differently is how requests are smuggled.
-    """
-    size = len(event.target)
-    names = set()
-    for name, value in event.headers:
-        size += len(name) + len(value) + 4
-        names.add(name)
-    if size > MAX_HEAD:
-        return 431, "request header fields too large"
-    if b"content-length" in names and b"transfer-encoding" in names:
-        return 400, "content-length and transfer-encoding together"
-    return None
-
-
 _PHRASES: dict[int, bytes] = {}
 
 
@@ -342,27 +324,73 @@ def reason_phrase(status: int) -> bytes:
     return phrase
 
 
-def _header_dict(event: h11.Request) -> dict[str, str]:
-    """h11's request -> the header dict every handler sees, HTTP/2 pseudo-fields included.
+def _read_head(event: h11.Request) -> tuple[dict[str, str], bool, tuple[int, str] | None]:
+    """h11's request in one pass: the header dict every handler sees (HTTP/2 pseudo-fields
+    included), whether a body is framed, and what h11 lets through but this server refuses.
 
     Repeated fields are joined as RFC 9110 allows (``cookie`` with ``; ``, as HTTP/2 does).
+    Refused, as ``(status, why)``: a head whose whole size is over ``MAX_HEAD`` (h11 bounds
+    only a head still arriving), and ``content-length`` beside ``transfer-encoding``: RFC
+    9112 section 6.1 lets a server refuse it, and two servers framing it differently is how
+    requests are smuggled.
     """
-    target = event.target.decode("latin-1")
+    raw_target = event.target
+    target = raw_target.decode("latin-1")
     headers: dict[str, str] = {":method": event.method.decode("ascii"), ":path": target,
                                ":scheme": "https"}
-    if not target.startswith("/") and "://" in target:
-        # The absolute form (RFC 9112 section 3.2.2), as proxies send it.
+    absolute = not target.startswith("/") and "://" in target
+    if absolute:
+        # The absolute form (RFC 9112 section 3.2.2), as proxies send it: its authority
+        # wins over the Host field.
         parts = urlsplit(target)
         headers[":path"] = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers[":authority"] = parts.netloc
+    size = len(raw_target)
+    length = chunked = False
     for raw_name, raw_value in event.headers:
+        size += len(raw_name) + len(raw_value) + 4
         name = raw_name.decode("ascii")
         value = raw_value.decode("latin-1")
         if name == "host":
-            headers[":authority"] = value
+            if not absolute:
+                headers[":authority"] = value
+        elif name == "content-length":
+            length = True
+        elif name == "transfer-encoding":
+            chunked = True
         previous = headers.get(name)
         if previous is None:
             headers[name] = value
         else:
             headers[name] = f"{previous}{'; ' if name == 'cookie' else ', '}{value}"
-    return headers
+    refused = None
+    if size > MAX_HEAD:
+        refused = 431, "request header fields too large"
+    elif length and chunked:
+        refused = 400, "content-length and transfer-encoding together"
+    return headers, length or chunked, refused
+
+
+_END = h11.EndOfMessage()  # h11 never changes an event: one serves every response
+MAX_PREPARED = 256  # response events kept (``prepared_response``); starts over when full
+_prepared: dict[tuple[int, int], tuple[tuple[tuple[str, str], ...], h11.Response]] = {}
+
+
+def prepared_response(status: int, fields: tuple[tuple[str, str], ...]) -> h11.Response:
+    """h11's event for a response whose fields are a tuple built once (a cached file's):
+    h11 checks every field of a new event with regular expressions, a third of what h11
+    costs a small response; this way it checks them once per tuple.
+
+    Each kept event holds the tuple it was made for: while kept, no other tuple can have
+    its id, and ``is`` tells a stale entry from a live one.
+    """
+    key = (status, id(fields))
+    kept = _prepared.get(key)
+    if kept is not None and kept[0] is fields:
+        return kept[1]
+    event = h11.Response(status_code=status, headers=list(fields),
+                         reason=reason_phrase(status))
+    if len(_prepared) >= MAX_PREPARED:
+        _prepared.clear()
+    _prepared[key] = (fields, event)
+    return event
