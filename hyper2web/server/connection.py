@@ -90,15 +90,45 @@ class Connection(BodyIntake, Sender, Watched):
     # -- life cycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve the connection until the peer leaves, a protocol error, or shutdown."""
+        """Serve the connection until the peer leaves, a protocol error, or shutdown.
+
+        The read loop is this coroutine itself: an idle connection keeps every frame
+        between its task and the socket's wait alive.
+        """
         self._task = await curio.current_task()
-        self.proto.start()
+        proto = self.proto
+        proto.start()
         try:
             # Our preface leaves with the answer to a first request already here: one write.
-            early = self._sent_already() if self.proto.concurrent else None
+            early = self._sent_already() if proto.concurrent else None
             if early is None:
                 await self.flush()
-            await self._read_loop(early)
+            while not self.closed:
+                if proto.closing:
+                    await self._finish()
+                    return
+                if not proto.concurrent and await self._between_requests():
+                    continue
+                data: bytes | None
+                if early is not None:
+                    data, early = early, None
+                else:
+                    data = await self._receive()
+                if data is None:
+                    await self._finish()
+                    return
+                if not data:
+                    await self._lose(None)
+                    return
+                self._arrived = time.monotonic()
+                await self._process(proto.receive(data, self._arrived))
+                self._batches += 1
+                if self._handed or self._batches >= YIELD_EVERY:
+                    # curio switches tasks only when an operation would block: yield so a
+                    # busy connection starves neither its runner nor the other connections.
+                    self._batches = 0
+                    self._handed = False
+                    await curio.sleep(0)
         except OSError as exc:
             await self._lose(exc)
         except curio.CancelledError:
@@ -107,35 +137,6 @@ class Connection(BodyIntake, Sender, Watched):
             # ``abort`` stopped a connection whose peer stopped reading: done.
         finally:
             await self._close()
-
-    async def _read_loop(self, early: bytes | None = None) -> None:
-        proto = self.proto
-        while not self.closed:
-            if proto.closing:
-                await self._finish()
-                return
-            if not proto.concurrent and await self._between_requests():
-                continue
-            data: bytes | None
-            if early is not None:
-                data, early = early, None
-            else:
-                data = await self._receive()
-            if data is None:
-                await self._finish()
-                return
-            if not data:
-                await self._lose(None)
-                return
-            self._arrived = time.monotonic()
-            await self._process(proto.receive(data, self._arrived))
-            self._batches += 1
-            if self._handed or self._batches >= YIELD_EVERY:
-                # curio switches tasks only when an operation would block: yield so a busy
-                # connection starves neither its runner nor the other connections.
-                self._batches = 0
-                self._handed = False
-                await curio.sleep(0)
 
     def _sent_already(self) -> bytes | None:
         """What the peer sent before we asked, without waiting; None when nothing yet."""

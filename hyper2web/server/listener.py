@@ -26,6 +26,7 @@ from .config import ConnectionConfig, EarlyAnswer, Handler, StreamsBody
 from .connection import Connection
 from .limits import FD_RESERVE, raise_open_files_limit
 from .plain import TLS_HANDSHAKE, first_byte, redirect_to_https
+from .sockets import ServerSocket
 
 log = logging.getLogger("hyper2web.server")
 
@@ -236,15 +237,36 @@ class Server(Bindings):
             self._refused_said = now
 
     async def _serve_client(self, client: Any, addr: tuple[Any, ...]) -> None:
+        # One coroutine from here to the connection's read loop: an idle connection keeps
+        # every frame on the way alive.
         self.open_sockets += 1
         try:
-            await self._serve_socket(client, addr)
+            peer = (str(addr[0]), int(addr[1]))
+            where = f"{peer[0]}:{peer[1]}"
+            ssl_sock = await self._start_tls(client, where)
+            if ssl_sock is None:
+                return
+            try:
+                tls = ServerSocket(ssl_sock)
+                protocol = await self._handshake(tls, ssl_sock, where)
+                if protocol is None:
+                    return
+                conn = Connection(tls, peer, self.handler, self.config,
+                                  protocol_class(protocol),
+                                  early=self.early, streams=self.streams)
+                self.connections.add(conn)
+                try:
+                    await conn.run()
+                finally:
+                    self.connections.discard(conn)
+            finally:
+                ssl_sock.close()
         finally:
             self.open_sockets -= 1
 
-    async def _serve_socket(self, client: Any, addr: tuple[Any, ...]) -> None:
-        peer = (str(addr[0]), int(addr[1]))
-        where = f"{peer[0]}:{peer[1]}"
+    async def _start_tls(self, client: Any, where: str) -> ssl.SSLSocket | None:
+        """The client's socket wrapped for TLS; None when it sent plain HTTP (redirected
+        to https), nothing, or cannot be wrapped (then it is closed)."""
         raw = client._socket
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -256,37 +278,22 @@ class Server(Bindings):
             first = None
         if first is None:
             await client.close()
-            return
+            return None
         if first != TLS_HANDSHAKE:
             try:
                 await redirect_to_https(client, where, self._authority(), self.port,
                                         self.handshake_timeout)
             finally:
                 await client.close()
-            return
+            return None
         try:
             # Wrapping detaches ``raw``: from here on the SSL socket owns the descriptor.
-            ssl_sock = self.ssl_context.wrap_socket(raw, server_side=True,
-                                                    do_handshake_on_connect=False)
+            return self.ssl_context.wrap_socket(raw, server_side=True,
+                                                do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
             log.info("%s: cannot start TLS: %s", where, exc)
             raw.close()
-            return
-        try:
-            tls = curio.io.Socket(ssl_sock)
-            protocol = await self._handshake(tls, ssl_sock, where)
-            if protocol is None:
-                return
-            conn = Connection(tls, peer, self.handler, self.config,
-                              protocol_class(protocol),
-                              early=self.early, streams=self.streams)
-            self.connections.add(conn)
-            try:
-                await conn.run()
-            finally:
-                self.connections.discard(conn)
-        finally:
-            ssl_sock.close()
+            return None
 
     def _authority(self) -> str:
         """``host:port`` of this server as a URL names it (for requests without Host)."""
