@@ -30,6 +30,8 @@ from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from hpack.table import HeaderTable
 
+from .prepared import PerTuple
+
 _HUFFMAN = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
 _STATIC_FIELDS: dict[tuple[bytes, bytes], int] = {}
 _STATIC_NAMES: dict[bytes, int] = {}
@@ -43,27 +45,20 @@ _UNCACHED_NAMES = frozenset({b"set-cookie", b"authorization", b"proxy-authorizat
                              "set-cookie", "authorization", "proxy-authorization"})
 # Keyed by the fields as given: bytes from h2, str from the tuned send_headers (and h2 4.1).
 _cache: dict[tuple[bytes | str, bytes | str], bytes] = {}
-MAX_BLOCKS = 256  # whole header blocks kept (``head_block``); the dicts start over when full
-_heads: dict[tuple[int, int], tuple[Any, tuple[Any, ...]]] = {}
-_blocks: dict[int, tuple[tuple[Any, ...], bytes]] = {}
+MAX_BLOCKS = 256  # whole header blocks kept (``head_block``), and their encoded bytes
+_heads = PerTuple(MAX_BLOCKS)  # (status, fields) -> the block with ``:status``
+_blocks = PerTuple(MAX_BLOCKS)  # a block -> its bytes
+
+
+def _with_status(status: int, fields: tuple[Any, ...]) -> tuple[Any, ...]:
+    return ((":status", str(status)), *fields)
 
 
 def head_block(status: int, fields: tuple[tuple[str, str], ...]) -> tuple[Any, ...]:
     """``:status`` and a response's ``fields`` as one header block, the same tuple each time
     for the same tuple of fields (a cached file's, built once), so ``FieldEncoder`` can
-    keep its encoded bytes.
-
-    Each kept entry holds the fields it was made for: while kept, no other tuple can have
-    their id, and ``is`` tells a stale entry from a live one.
-    """
-    key = (status, id(fields))
-    kept = _heads.get(key)
-    if kept is not None and kept[0] is fields:
-        return kept[1]
-    block = ((":status", str(status)), *fields)
-    if len(_heads) >= MAX_BLOCKS:
-        _heads.clear()
-    _heads[key] = (fields, block)
+    keep its encoded bytes (``prepared.PerTuple``)."""
+    block: tuple[Any, ...] = _heads.make(fields, status, _with_status)
     return block
 
 
@@ -131,14 +126,10 @@ class FieldEncoder:
                huffman: bool = True) -> bytes:
         if type(headers) is tuple and not self._size_changes:
             # A tuple never changes: its bytes are kept with it (``head_block``).
-            kept = _blocks.get(id(headers))
-            if kept is not None and kept[0] is headers:
-                return kept[1]
-            encoded = self._encode(headers)
-            if len(_blocks) >= MAX_BLOCKS:
-                _blocks.clear()
-            _blocks[id(headers)] = (headers, encoded)
-            return encoded
+            kept: bytes | None = _blocks.get(headers)
+            if kept is None:
+                kept = _blocks.put(headers, self._encode(headers))
+            return kept
         return self._encode(headers)
 
     def _encode(self, headers: Iterable[tuple[bytes | str, bytes | str]]) -> bytes:

@@ -21,6 +21,7 @@ import h11
 
 from ...exceptions import StreamClosed
 from ..config import ConnectionConfig
+from ..prepared import PerTuple
 from .events import (
     INTERNAL_ERROR,
     BodyEnded,
@@ -372,25 +373,17 @@ def _read_head(event: h11.Request) -> tuple[dict[str, str], bool, tuple[int, str
 
 
 _END = h11.EndOfMessage()  # h11 never changes an event: one serves every response
-MAX_PREPARED = 256  # response events kept (``prepared_response``); starts over when full
-_prepared: dict[tuple[int, int], tuple[tuple[tuple[str, str], ...], h11.Response]] = {}
+_prepared = PerTuple()  # (status, fields) -> h11's event (``prepared_response``)
+
+
+def _response_event(status: int, fields: tuple[tuple[str, str], ...]) -> h11.Response:
+    return h11.Response(status_code=status, headers=list(fields), reason=reason_phrase(status))
 
 
 def prepared_response(status: int, fields: tuple[tuple[str, str], ...]) -> h11.Response:
     """h11's event for a response whose fields are a tuple built once (a cached file's):
     h11 checks every field of a new event with regular expressions, a third of what h11
-    costs a small response; this way it checks them once per tuple.
-
-    Each kept event holds the tuple it was made for: while kept, no other tuple can have
-    its id, and ``is`` tells a stale entry from a live one.
+    costs a small response; kept (``prepared.PerTuple``), they are checked once per tuple.
     """
-    key = (status, id(fields))
-    kept = _prepared.get(key)
-    if kept is not None and kept[0] is fields:
-        return kept[1]
-    event = h11.Response(status_code=status, headers=list(fields),
-                         reason=reason_phrase(status))
-    if len(_prepared) >= MAX_PREPARED:
-        _prepared.clear()
-    _prepared[key] = (fields, event)
+    event: h11.Response = _prepared.make(fields, status, _response_event)
     return event
