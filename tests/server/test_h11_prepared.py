@@ -123,3 +123,18 @@ def test_a_body_is_expected_only_when_framed(framing: bytes, ended: bool) -> Non
     proto = H11Protocol("test", ConnectionConfig())
     events = proto.receive(b"POST /u HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n", 0.0)
     assert events[0].ended is ended
+
+
+def test_many_repeats_of_a_field_are_joined_in_order() -> None:
+    """Thousands of repeats of a field make one value, in order; a head past MAX_HEAD is
+    still refused (the reading stops at the limit)."""
+    proto = H11Protocol("test", ConnectionConfig())
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"Cookie: a=1\r\n" * 4000 + b"\r\n"
+    started = proto.receive(head, 0.0)[0]
+    assert type(started) is RequestStarted
+    assert started.headers["cookie"] == "; ".join(["a=1"] * 4000)
+    big = H11Protocol("test", ConnectionConfig())
+    events = big.receive(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: " + b"b" * 60000 + b"\r\n"
+                         + b"X-A: " + b"c" * 6000 + b"\r\n\r\n", 0.0)
+    assert not [e for e in events if type(e) is RequestStarted]
+    assert big.data_to_send().startswith(b"HTTP/1.1 431 ")

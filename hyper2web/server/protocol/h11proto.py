@@ -329,11 +329,12 @@ def _read_head(event: h11.Request) -> tuple[dict[str, str], bool, tuple[int, str
     """h11's request in one pass: the header dict every handler sees (HTTP/2 pseudo-fields
     included), whether a body is framed, and what h11 lets through but this server refuses.
 
-    Repeated fields are joined as RFC 9110 allows (``cookie`` with ``; ``, as HTTP/2 does).
-    Refused, as ``(status, why)``: a head whose whole size is over ``MAX_HEAD`` (h11 bounds
-    only a head still arriving), and ``content-length`` beside ``transfer-encoding``: RFC
-    9112 section 6.1 lets a server refuse it, and two servers framing it differently is how
-    requests are smuggled.
+    Repeated fields are joined as RFC 9110 allows (``cookie`` with ``; ``, as HTTP/2 does),
+    once, at the end: joining as they come would copy a long value again for every
+    repeat. Refused, as ``(status, why)``: a head whose whole size is over ``MAX_HEAD``
+    (h11 bounds only a head still arriving; the reading stops there), and
+    ``content-length`` beside ``transfer-encoding``: RFC 9112 section 6.1 lets a server
+    refuse it, and two servers framing it differently is how requests are smuggled.
     """
     raw_target = event.target
     target = raw_target.decode("latin-1")
@@ -348,8 +349,11 @@ def _read_head(event: h11.Request) -> tuple[dict[str, str], bool, tuple[int, str
         headers[":authority"] = parts.netloc
     size = len(raw_target)
     length = chunked = False
+    repeated: dict[str, list[str]] = {}
     for raw_name, raw_value in event.headers:
         size += len(raw_name) + len(raw_value) + 4
+        if size > MAX_HEAD:
+            return headers, False, (431, "request header fields too large")
         name = raw_name.decode("ascii")
         value = raw_value.decode("latin-1")
         if name == "host":
@@ -359,16 +363,14 @@ def _read_head(event: h11.Request) -> tuple[dict[str, str], bool, tuple[int, str
             length = True
         elif name == "transfer-encoding":
             chunked = True
-        previous = headers.get(name)
-        if previous is None:
-            headers[name] = value
+        if name in headers:
+            repeated.setdefault(name, [headers[name]]).append(value)
         else:
-            headers[name] = f"{previous}{'; ' if name == 'cookie' else ', '}{value}"
-    refused = None
-    if size > MAX_HEAD:
-        refused = 431, "request header fields too large"
-    elif length and chunked:
-        refused = 400, "content-length and transfer-encoding together"
+            headers[name] = value
+    for name, values in repeated.items():
+        headers[name] = ("; " if name == "cookie" else ", ").join(values)
+    refused = (400, "content-length and transfer-encoding together") \
+        if length and chunked else None
     return headers, length or chunked, refused
 
 
