@@ -1,12 +1,12 @@
-"""The curio socket a client's connection is read through.
+"""The curio socket a client's connection is read and written through.
 
-curio's ``Socket.recv`` waits for the socket inside the ``except`` clause that caught
-"would block". While a coroutine waits there, Python keeps that exception as the one
-being handled, and with it its traceback and the ``ssl`` frames the traceback holds:
-about 1.5 KB for every idle connection (tracemalloc over 1,000 of them). ``recv`` here
-waits after the clause has ended, so nothing is kept while the connection sleeps. The
-wait is the trap curio's own ``recv`` uses; curio's ``traps`` module offers its traps
-for making new primitives like this one.
+curio's ``Socket.recv`` and ``sendall`` wait for the socket inside the ``except`` clause
+that caught "would block". While a coroutine waits there, Python keeps that exception as
+the one being handled, and with it its traceback and the ``ssl`` frames the traceback
+holds: about 1 KB for every idle connection (tracemalloc over 1,000 of them), and as much
+for every one whose client reads slowly. Here the waits come after the clause has ended,
+so nothing is kept while a connection sleeps. They are the traps curio's own methods use;
+curio's ``traps`` module offers its traps for making new primitives like these.
 """
 
 from __future__ import annotations
@@ -19,14 +19,17 @@ from .._curio import curio
 _read_wait = curio.traps._read_wait
 _write_wait = curio.traps._write_wait
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
+_NO_ROOM = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
 
 
 class ServerSocket(curio.io.Socket):
-    """``curio.io.Socket`` whose ``recv`` keeps no exception while it waits."""
+    """``curio.io.Socket`` whose ``recv`` and ``sendall`` keep no exception while they
+    wait."""
 
     def __init__(self, sock: Any) -> None:
         super().__init__(sock)
         self._recv_now = sock.recv
+        self._send_now = sock.send
         self._fd = sock.fileno()
 
     async def recv(self, maxsize: int, flags: int = 0) -> bytes:
@@ -39,3 +42,22 @@ class ServerSocket(curio.io.Socket):
             except ssl.SSLWantWriteError:  # TLS must write before it can read on
                 wait = _write_wait
             await wait(self._fd)
+
+    async def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``. Cancelled, the error says how much went out
+        (``bytes_sent``), as curio's does."""
+        with memoryview(data).cast("B") as buffer:
+            sent = 0
+            try:
+                while sent < len(buffer):
+                    try:
+                        sent += self._send_now(buffer[sent:], flags)
+                        continue
+                    except _NO_ROOM:
+                        wait = _write_wait
+                    except ssl.SSLWantReadError:  # TLS must read before it can write on
+                        wait = _read_wait
+                    await wait(self._fd)
+            except curio.CancelledError as exc:
+                exc.bytes_sent = sent
+                raise

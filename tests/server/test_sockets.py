@@ -1,5 +1,6 @@
-"""``ServerSocket.recv`` waits for the socket without keeping the "would block" error: an
-idle connection holds no exception, traceback or ``ssl`` frames while it sleeps."""
+"""``ServerSocket.recv`` and ``sendall`` wait for the socket without keeping the "would
+block" error: a connection holds no exception, traceback or ``ssl`` frames while it
+sleeps or waits for a slow reader."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import ssl
 import time
 from typing import Any
 
+import h2.settings
 import pytest
 
 from hyper2web._curio import curio
 from hyper2web.server.sockets import ServerSocket
 from tests.server.h2client import H2Client
+from tests.server.test_cork import BIG_WINDOW, writing_connection
 
 
 def raised_and_kept(kind: type) -> int:
@@ -35,12 +38,27 @@ def test_idle_connections_keep_no_would_block_error(server: Any) -> None:
             client.close()
 
 
+def test_a_write_blocked_by_a_slow_reader_keeps_no_error(server: Any) -> None:
+    client = H2Client(server.port, settings={
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: BIG_WINDOW - 1}, handshake=True)
+    with client:
+        client.conn.increment_flow_control_window(BIG_WINDOW - 1 - 65535)
+        client.flush()
+        sid = client.request("/big.bin")
+        writing_connection(server.port)  # its socket's buffers are full: sendall waits
+        # curio's own sendall would keep the SSLWantWriteError that made it wait.
+        assert raised_and_kept(ssl.SSLWantWriteError) == 0
+        client.keep_body = False
+        assert client.wait(sid, timeout=60).status == 200
+
+
 class Scripted:
     """A non-blocking socket that answers ``recv`` from a script of results."""
 
     def __init__(self, script: list[Any], fd: int) -> None:
         self.script = script
         self.fd = fd
+        self.sent = b""
 
     def setblocking(self, flag: bool) -> None:
         pass
@@ -48,8 +66,12 @@ class Scripted:
     def fileno(self) -> int:
         return self.fd
 
-    def send(self, data: bytes, flags: int = 0) -> int:
-        return len(data)
+    def send(self, data: Any, flags: int = 0) -> int:
+        step = self.script.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        self.sent += bytes(data[:step])
+        return min(step, len(data))
 
     def recv(self, size: int, flags: int = 0) -> bytes:
         step = self.script.pop(0)
@@ -84,6 +106,47 @@ def test_recv_raises_real_errors() -> None:
         sock = ServerSocket(Scripted([ConnectionResetError()], left.fileno()))
         with pytest.raises(ConnectionResetError):
             curio.run(sock.recv, 100)
+    finally:
+        left.close()
+        right.close()
+
+
+@pytest.mark.parametrize("error", [BlockingIOError(), ssl.SSLWantWriteError(),
+                                   ssl.SSLWantReadError()],
+                         ids=["blocking", "want-write", "want-read"])
+def test_sendall_sends_everything_in_order(error: BaseException) -> None:
+    left, right = socket.socketpair()
+    try:
+        right.send(b"!")  # ``left`` is readable and writable: no wait lasts
+        raw = Scripted([3, error, 2, error, error, 100], left.fileno())
+        curio.run(ServerSocket(raw).sendall, b"0123456789")
+        assert raw.sent == b"0123456789"
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_cancelled_sendall_says_how_much_went_out() -> None:
+    left, right = socket.socketpair()
+    try:
+        left.setblocking(False)
+        while True:  # fill ``left``'s buffers: the wait for room lasts
+            try:
+                left.send(b"x" * 65536)
+            except BlockingIOError:
+                break
+        raw = Scripted([4, BlockingIOError()], left.fileno())
+        sock = ServerSocket(raw)
+
+        async def main() -> int:
+            task = await curio.spawn(sock.sendall, b"0123456789")
+            await curio.sleep(0.05)
+            await task.cancel()
+            error = task.exception
+            assert isinstance(error, curio.CancelledError)
+            return int(error.bytes_sent)
+
+        assert curio.run(main) == 4 and raw.sent == b"0123"
     finally:
         left.close()
         right.close()
