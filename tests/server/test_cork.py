@@ -62,13 +62,19 @@ def assert_uncorked(port: int) -> None:
     assert [corked(conn) for conn in conns] == [0] * len(conns)
 
 
-def test_h2_large_write_is_corked_then_uncorked(server: Any) -> None:
-    client = H2Client(server.port, settings={
+def big_download(port: int) -> tuple[H2Client, int]:
+    """A client with windows that never hold the server back, and its request for a large
+    file (read only when ``keep_body`` says so)."""
+    client = H2Client(port, settings={
         h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: BIG_WINDOW - 1}, handshake=True)
+    client.conn.increment_flow_control_window(BIG_WINDOW - 1 - 65535)
+    client.flush()
+    return client, client.request("/big.bin")
+
+
+def test_h2_large_write_is_corked_then_uncorked(server: Any) -> None:
+    client, sid = big_download(server.port)
     with client:
-        client.conn.increment_flow_control_window(BIG_WINDOW - 1 - 65535)
-        client.flush()
-        sid = client.request("/big.bin")
         assert corked(writing_connection(server.port)) == 1  # the socket's buffers are full
         client.keep_body = False
         result = client.wait(sid, timeout=60)

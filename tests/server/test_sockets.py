@@ -8,15 +8,15 @@ import gc
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from typing import Any
 
-import h2.settings
 import pytest
 
 from hyper2web._curio import curio
 from hyper2web.server.sockets import ServerSocket
 from tests.server.h2client import H2Client
-from tests.server.test_cork import BIG_WINDOW, writing_connection
+from tests.server.test_cork import big_download, writing_connection
 
 
 def raised_and_kept(kind: type) -> int:
@@ -39,17 +39,23 @@ def test_idle_connections_keep_no_would_block_error(server: Any) -> None:
 
 
 def test_a_write_blocked_by_a_slow_reader_keeps_no_error(server: Any) -> None:
-    client = H2Client(server.port, settings={
-        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: BIG_WINDOW - 1}, handshake=True)
+    client, sid = big_download(server.port)
     with client:
-        client.conn.increment_flow_control_window(BIG_WINDOW - 1 - 65535)
-        client.flush()
-        sid = client.request("/big.bin")
         writing_connection(server.port)  # its socket's buffers are full: sendall waits
         # curio's own sendall would keep the SSLWantWriteError that made it wait.
         assert raised_and_kept(ssl.SSLWantWriteError) == 0
         client.keep_body = False
         assert client.wait(sid, timeout=60).status == 200
+
+
+@pytest.fixture
+def ready_fd() -> Iterator[int]:
+    """A descriptor that is readable and writable at once: no wait on it lasts."""
+    left, right = socket.socketpair()
+    right.send(b"!")
+    yield left.fileno()
+    left.close()
+    right.close()
 
 
 class Scripted:
@@ -83,47 +89,30 @@ class Scripted:
 @pytest.mark.parametrize("error", [BlockingIOError(), ssl.SSLWantReadError(),
                                    ssl.SSLWantWriteError(), InterruptedError()],
                          ids=["blocking", "want-read", "want-write", "interrupted"])
-def test_recv_waits_then_reads(error: BaseException) -> None:
+def test_recv_waits_then_reads(error: BaseException, ready_fd: int) -> None:
     """Each "not now" waits for the socket (readable or, for TLS, writable) and tries
     again; the bytes come back as they are."""
-    left, right = socket.socketpair()
-    try:
-        right.send(b"!")  # ``left`` is readable and writable: no wait lasts
-        sock = ServerSocket(Scripted([error, error, b"data", b""], left.fileno()))
+    sock = ServerSocket(Scripted([error, error, b"data", b""], ready_fd))
 
-        async def main() -> list[bytes]:
-            return [await sock.recv(100), await sock.recv(100)]
+    async def main() -> list[bytes]:
+        return [await sock.recv(100), await sock.recv(100)]
 
-        assert curio.run(main) == [b"data", b""]
-    finally:
-        left.close()
-        right.close()
+    assert curio.run(main) == [b"data", b""]
 
 
-def test_recv_raises_real_errors() -> None:
-    left, right = socket.socketpair()
-    try:
-        sock = ServerSocket(Scripted([ConnectionResetError()], left.fileno()))
-        with pytest.raises(ConnectionResetError):
-            curio.run(sock.recv, 100)
-    finally:
-        left.close()
-        right.close()
+def test_recv_raises_real_errors(ready_fd: int) -> None:
+    sock = ServerSocket(Scripted([ConnectionResetError()], ready_fd))
+    with pytest.raises(ConnectionResetError):
+        curio.run(sock.recv, 100)
 
 
 @pytest.mark.parametrize("error", [BlockingIOError(), ssl.SSLWantWriteError(),
                                    ssl.SSLWantReadError()],
                          ids=["blocking", "want-write", "want-read"])
-def test_sendall_sends_everything_in_order(error: BaseException) -> None:
-    left, right = socket.socketpair()
-    try:
-        right.send(b"!")  # ``left`` is readable and writable: no wait lasts
-        raw = Scripted([3, error, 2, error, error, 100], left.fileno())
-        curio.run(ServerSocket(raw).sendall, b"0123456789")
-        assert raw.sent == b"0123456789"
-    finally:
-        left.close()
-        right.close()
+def test_sendall_sends_everything_in_order(error: BaseException, ready_fd: int) -> None:
+    raw = Scripted([3, error, 2, error, error, 100], ready_fd)
+    curio.run(ServerSocket(raw).sendall, b"0123456789")
+    assert raw.sent == b"0123456789"
 
 
 def test_a_cancelled_sendall_says_how_much_went_out() -> None:
