@@ -9,7 +9,7 @@ import pytest
 
 from hyper2web.server.config import ConnectionConfig
 from hyper2web.server.prepared import PerTuple
-from hyper2web.server.protocol import h11proto
+from hyper2web.server.protocol import h1head
 from hyper2web.server.protocol.events import RequestStarted
 from hyper2web.server.protocol.h11proto import H11Protocol, prepared_response
 
@@ -77,20 +77,20 @@ def test_one_event_per_tuple_and_status() -> None:
 def test_an_entry_for_another_tuple_with_the_same_id_is_not_reused(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A freed tuple's id may come back for a new one: the kept tuple tells them apart."""
-    monkeypatch.setattr(h11proto, "_prepared", PerTuple())
+    monkeypatch.setattr(h1head, "_prepared", PerTuple())
     fields = (("content-length", "0"),)
     stale = h11.Response(status_code=200, headers=[("content-length", "99")])
-    h11proto._prepared.kept[(id(fields), 200)] = ((("content-length", "99"),), stale)
+    h1head._prepared.kept[(id(fields), 200)] = ((("content-length", "99"),), stale)
     event = prepared_response(200, fields)
     assert event is not stale and dict(event.headers)[b"content-length"] == b"0"
 
 
 def test_the_kept_events_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(h11proto, "_prepared", PerTuple(8))
+    monkeypatch.setattr(h1head, "_prepared", PerTuple(8))
     kept = [(("content-length", str(n)),) for n in range(50)]  # alive: distinct ids
     for fields in kept:
         prepared_response(200, fields)
-        assert len(h11proto._prepared) <= 8
+        assert len(h1head._prepared) <= 8
     assert prepared_response(200, kept[-1]) is prepared_response(200, kept[-1])
 
 

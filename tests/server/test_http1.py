@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from hyper2web.server.protocol import h1plain
+from hyper2web.server.protocol.h11proto import H11Protocol
 from tests.server.apps import make_app
 from tests.server.h1raw import H1Raw, request
 from tests.server.h2client import h2_get, tls_connect
@@ -83,6 +85,36 @@ def test_keep_alive_and_pipelined_requests_in_order(server: Any) -> None:
         assert all(a.status == 200 for a in answers)
         client.send(request("GET", "/fast"))  # the connection is still open
         assert client.response().body == b"fast"
+
+
+def test_plain_requests_are_answered_without_h11(server: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain GETs and HEADs (``h1plain``) and the requests h11 reads, pipelined on one
+    connection, get the same answers; only the plain ones skip h11's parsing (``/fast``
+    is answered through h11, which takes over when the answer is not a prepared one)."""
+    plain: list[bytes] = []
+    made = h1plain.PlainAnswer.__init__
+
+    def counted(answer: h1plain.PlainAnswer, head: bytes, bodiless: bool) -> None:
+        plain.append(head.split(b" ", 2)[1])
+        made(answer, head, bodiless)
+
+    monkeypatch.setattr(h1plain.PlainAnswer, "__init__", counted)
+    with H1Raw(server.port) as client:
+        client.send(request("GET", "/index.html") + request("GET", "/fast")
+                    + request("HEAD", "/index.html")
+                    + request("GET", "/index.html", "Connection: keep-alive"))
+        answers = [client.response(head_only=n == 2) for n in range(4)]
+        # Once h11 has read a request, what came with it is h11's; then plain again.
+        client.send(request("GET", "/nope.txt") + request("GET", "/index.html"))
+        answers += [client.response(), client.response()]
+    page = (server.site.root / "index.html").read_bytes()
+    assert [a.status for a in answers] == [200, 200, 200, 200, 404, 200]
+    assert [a.body for a in answers] == [page, b"fast", b"", page, answers[4].body, page]
+    assert answers[0].headers == answers[2].headers == answers[3].headers \
+        == answers[5].headers
+    expected = [b"/index.html", b"/fast", b"/index.html", b"/nope.txt", b"/index.html"]
+    assert plain == (expected if H11Protocol.plain_requests else [])
 
 
 def test_chunked_request_body(server: Any) -> None:

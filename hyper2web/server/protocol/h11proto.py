@@ -11,17 +11,15 @@ follows can be trusted (request smuggling). So does ``content-length`` beside
 
 from __future__ import annotations
 
-import http
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import h11
 
 from ...exceptions import StreamClosed
 from ..config import ConnectionConfig
-from ..prepared import PerTuple
 from .events import (
     INTERNAL_ERROR,
     BodyEnded,
@@ -30,12 +28,16 @@ from .events import (
     Event,
     RequestStarted,
 )
+from .h1head import MAX_HEAD, plain_request, prepared_response, read_head, reason_phrase
+from .h1plain import DUE, ENDED, PlainAnswer
 
 log = logging.getLogger("hyper2web.server")
 
-MAX_HEAD = 64 * 1024  # request line and header fields; more gets 431
 STREAM_ID = 1  # HTTP/1.1 has no streams: every request is "stream 1" to the driver
 _ANY_SIZE = 1 << 62  # no flow control: a sender may always send all it has
+# Plain requests answered without h11 (``h1plain``); HYPER2WEB_TUNED=0 turns it off, so
+# the tests can run every request through h11 alone too.
+PLAIN_REQUESTS = os.environ.get("HYPER2WEB_TUNED", "1") != "0"
 
 
 class H11Protocol:
@@ -43,6 +45,7 @@ class H11Protocol:
 
     concurrent = False  # one request at a time, in order
     flow_controlled = False  # a streamed body is held back by not reading the socket
+    plain_requests = PLAIN_REQUESTS
 
     def __init__(self, peer: str, config: ConnectionConfig) -> None:
         self.peer = peer
@@ -60,6 +63,8 @@ class H11Protocol:
         self._upgrade = False
         self.tunnel = False
         self._leftover = b""  # bytes that came after the Upgrade request, for the tunnel
+        self._pending = b""  # bytes read while h11 is idle, not given to it (yet)
+        self._plain: PlainAnswer | None = None  # a plain request h11 has not seen
 
     @property
     def wants_data(self) -> bool:
@@ -67,7 +72,8 @@ class H11Protocol:
         past, so pipelined requests cannot pile up in memory. A tunnel reads on."""
         if self.tunnel:
             return not self.closing
-        return not self.closing and self.h11.their_state in (h11.IDLE, h11.SEND_BODY)
+        return not self.closing and self._plain is None \
+            and self.h11.their_state in (h11.IDLE, h11.SEND_BODY)
 
     @property
     def resets(self) -> int:
@@ -84,8 +90,18 @@ class H11Protocol:
             return [BodyReceived(STREAM_ID, data, len(data))]
         if self._head_since is None and not self._in_request:
             self._head_since = now
-        self.h11.receive_data(data)
+        if self._pending or self._plain is not None or self._plain_may_start():
+            self._pending += data  # in order: h11 must not see what follows a plain head
+        else:
+            self.h11.receive_data(data)
         return self.next_events(now)
+
+    def _plain_may_start(self) -> bool:
+        """True while h11 is between requests with nothing buffered: what comes next may
+        be a plain request (``h1plain``)."""
+        return self.plain_requests and not self._in_request \
+            and self.h11.their_state is h11.IDLE and self.h11.our_state is h11.IDLE \
+            and not self.h11.trailing_data[0]
 
     def next_events(self, now: float) -> list[Event]:
         """The events h11 can give without more bytes (a pipelined request, say)."""
@@ -96,6 +112,8 @@ class H11Protocol:
             if self._leftover:
                 data, self._leftover = self._leftover, b""
                 out.append(BodyReceived(STREAM_ID, data, len(data)))
+            return out
+        if self._pending and not self._in_request and self._take_plain(out):
             return out
         try:
             while True:
@@ -116,10 +134,36 @@ class H11Protocol:
             out.extend(self._bad_request(exc))
         return out
 
+    def _take_plain(self, out: list[Event]) -> bool:
+        """Start the plain request at the head of ``_pending``; else give h11 the bytes."""
+        data, self._pending = self._pending, b""
+        found = plain_request(data) if self._plain_may_start() else None
+        if found is None:
+            self.h11.receive_data(data)
+            return False
+        headers, size = found
+        self._plain = PlainAnswer(data[:size], headers[":method"] == "HEAD")
+        self._pending = data[size:]
+        self.requests += 1
+        self._in_request = True
+        self._head_since = None
+        out.append(RequestStarted(STREAM_ID, headers, True, "1.1"))
+        out.append(BodyEnded(STREAM_ID))
+        return True
+
+    def _catch_up(self) -> None:
+        """h11 takes over the plain request in progress, whose answer has not begun: it
+        reads the same head (a request and its end), and is where it would have been."""
+        plain, self._plain = self._plain, None
+        if plain is not None:
+            self.h11.receive_data(plain.head)
+            self.h11.next_event()
+            self.h11.next_event()
+
     def _on_request(self, event: h11.Request, out: list[Event]) -> bool:
         self.requests += 1
         self._in_request = True
-        headers, framed, refused = _read_head(event)
+        headers, framed, refused = read_head(event)
         if refused is not None:
             log.info("%s: bad HTTP/1.1 request: %s", self.peer, refused[1])
             self.refuse(STREAM_ID, refused[0], f"{refused[1]}\n".encode())
@@ -170,6 +214,12 @@ class H11Protocol:
             self.tunnel = True
             self._leftover = self.h11.trailing_data[0]
             return
+        plain = self._plain
+        if plain is not None:
+            if type(headers) is tuple and not self.draining \
+                    and plain.send_head(status, headers, end, self._out):
+                return
+            self._catch_up()  # the answer needs h11's decisions (or h11's refusal)
         if type(headers) is tuple and not self.draining:
             self._send(prepared_response(status, headers))  # built once: checked once
         else:
@@ -183,6 +233,9 @@ class H11Protocol:
 
     def send_informational(self, stream_id: int, status: int,
                            headers: Sequence[tuple[str, str]]) -> None:
+        if self._plain is not None:
+            self._plain.before_informational()
+            self._catch_up()
         if self.h11.their_http_version != b"1.1":
             return  # HTTP/1.0 knows no 1xx responses (RFC 9110 section 15.2)
         self._send(h11.InformationalResponse(status_code=status, headers=list(headers)))
@@ -191,6 +244,9 @@ class H11Protocol:
         if self.tunnel:
             if self.closing:
                 raise StreamClosed("the tunnel has ended")
+            return size
+        if self._plain is not None:
+            self._plain.sendable()
             return size
         if self.h11.our_state not in (h11.SEND_RESPONSE, h11.SEND_BODY):
             raise StreamClosed("the response has ended or cannot be sent")
@@ -209,6 +265,9 @@ class H11Protocol:
             if end:
                 self.closing = True  # the tunnel's end is the connection's
             return
+        if self._plain is not None:
+            self._plain.send_data(data, end, self._out)
+            return
         if data:
             # Any bytes-like will do: h11 joins it into new bytes (``send``).
             self._send(h11.Data(data=cast(bytes, data)))
@@ -223,6 +282,8 @@ class H11Protocol:
 
         A handler that failed before its response began still gets a 500 first.
         """
+        if self._plain is not None and self._plain.state == DUE:
+            self._catch_up()
         if code == INTERNAL_ERROR and self.h11.our_state is h11.SEND_RESPONSE:
             self.refuse(stream_id, 500, b"internal server error\n")
         self.closing = True
@@ -231,6 +292,12 @@ class H11Protocol:
     def done(self, stream_id: int) -> None:
         """The response has been handed over: go on with the next request if we may."""
         self._in_request = False
+        plain, self._plain = self._plain, None
+        if plain is not None:
+            # h11 never saw the request: it is between requests already.
+            if not self.closing and (plain.state != ENDED or self.draining):
+                self.closing = True
+            return
         if self.tunnel:
             self.closing = True
         self._upgrade = False
@@ -247,6 +314,11 @@ class H11Protocol:
     def refuse(self, stream_id: int, status: int, body: bytes,
                extra: Sequence[tuple[str, str]] = (), *, stop: bool = True) -> None:
         """A short plain-text answer, then close: the body (if any) is left unread."""
+        if self._plain is not None:
+            if self._plain.state != DUE:
+                self.closing = self.draining = True  # too late for an answer, as in h11
+                return
+            self._catch_up()
         self.closing = True
         self.draining = True
         self.linger = self.h11.their_state is not h11.DONE
@@ -288,7 +360,7 @@ class H11Protocol:
         ``idle_timeout``; once a head has begun, all of it must come within
         ``preface_timeout`` (a head sent a byte at a time cannot hold the connection).
         """
-        if self.h11.trailing_data[0]:
+        if self._pending or self.h11.trailing_data[0]:
             if self._head_since is None:
                 # Part of the next head came with the request before it: timed from now.
                 self._head_since = now
@@ -310,82 +382,4 @@ def _is_websocket_upgrade(event: h11.Request, headers: dict[str, str]) -> bool:
         and "upgrade" in (token.strip() for token in connection.split(","))
 
 
-_PHRASES: dict[int, bytes] = {}
-
-
-def reason_phrase(status: int) -> bytes:
-    """``OK``, ``Not Found``...: HTTP/1.1 status lines carry one (HTTP/2 has none)."""
-    phrase = _PHRASES.get(status)
-    if phrase is None:
-        try:
-            phrase = http.HTTPStatus(status).phrase.encode()
-        except ValueError:
-            phrase = b""
-        _PHRASES[status] = phrase
-    return phrase
-
-
-def _read_head(event: h11.Request) -> tuple[dict[str, str], bool, tuple[int, str] | None]:
-    """h11's request in one pass: the header dict every handler sees (HTTP/2 pseudo-fields
-    included), whether a body is framed, and what h11 lets through but this server refuses.
-
-    Repeated fields are joined as RFC 9110 allows (``cookie`` with ``; ``, as HTTP/2 does),
-    once, at the end: joining as they come would copy a long value again for every
-    repeat. Refused, as ``(status, why)``: a head whose whole size is over ``MAX_HEAD``
-    (h11 bounds only a head still arriving; the reading stops there), and
-    ``content-length`` beside ``transfer-encoding``: RFC 9112 section 6.1 lets a server
-    refuse it, and two servers framing it differently is how requests are smuggled.
-    """
-    raw_target = event.target
-    target = raw_target.decode("latin-1")
-    headers: dict[str, str] = {":method": event.method.decode("ascii"), ":path": target,
-                               ":scheme": "https"}
-    absolute = not target.startswith("/") and "://" in target
-    if absolute:
-        # The absolute form (RFC 9112 section 3.2.2), as proxies send it: its authority
-        # wins over the Host field.
-        parts = urlsplit(target)
-        headers[":path"] = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers[":authority"] = parts.netloc
-    size = len(raw_target)
-    length = chunked = False
-    repeated: dict[str, list[str]] = {}
-    for raw_name, raw_value in event.headers:
-        size += len(raw_name) + len(raw_value) + 4
-        if size > MAX_HEAD:
-            return headers, False, (431, "request header fields too large")
-        name = raw_name.decode("ascii")
-        value = raw_value.decode("latin-1")
-        if name == "host":
-            if not absolute:
-                headers[":authority"] = value
-        elif name == "content-length":
-            length = True
-        elif name == "transfer-encoding":
-            chunked = True
-        if name in headers:
-            repeated.setdefault(name, [headers[name]]).append(value)
-        else:
-            headers[name] = value
-    for name, values in repeated.items():
-        headers[name] = ("; " if name == "cookie" else ", ").join(values)
-    refused = (400, "content-length and transfer-encoding together") \
-        if length and chunked else None
-    return headers, length or chunked, refused
-
-
 _END = h11.EndOfMessage()  # h11 never changes an event: one serves every response
-_prepared = PerTuple()  # (status, fields) -> h11's event (``prepared_response``)
-
-
-def _response_event(status: int, fields: tuple[tuple[str, str], ...]) -> h11.Response:
-    return h11.Response(status_code=status, headers=list(fields), reason=reason_phrase(status))
-
-
-def prepared_response(status: int, fields: tuple[tuple[str, str], ...]) -> h11.Response:
-    """h11's event for a response whose fields are a tuple built once (a cached file's):
-    h11 checks every field of a new event with regular expressions, a third of what h11
-    costs a small response; kept (``prepared.PerTuple``), they are checked once per tuple.
-    """
-    event: h11.Response = _prepared.make(fields, status, _response_event)
-    return event
