@@ -7,6 +7,11 @@ holds: about 1 KB for every idle connection (tracemalloc over 1,000 of them), an
 for every one whose client reads slowly. Here the waits come after the clause has ended,
 so nothing is kept while a connection sleeps. They are the traps curio's own methods use;
 curio's ``traps`` module offers its traps for making new primitives like these.
+
+They wait on a ``FileNo``, not on the bare descriptor: curio leaves a task registered
+with its selector between two waits on the same object (the next read of a busy
+connection then costs no ``epoll_ctl``), but never for a bare integer, which could be
+closed and reused meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +27,18 @@ _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
 _NO_ROOM = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
 
 
+class FileNo:
+    """A descriptor as an object with ``fileno()``: what the selector is given to wait on."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+
 class ServerSocket(curio.io.Socket):
     """``curio.io.Socket`` whose ``recv`` and ``sendall`` keep no exception while they
     wait."""
@@ -30,7 +47,7 @@ class ServerSocket(curio.io.Socket):
         super().__init__(sock)
         self._recv_now = sock.recv
         self._send_now = sock.send
-        self._fd = sock.fileno()
+        self._fd = FileNo(sock.fileno())
 
     async def recv(self, maxsize: int, flags: int = 0) -> bytes:
         while True:

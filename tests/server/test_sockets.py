@@ -5,6 +5,7 @@ sleeps or waits for a slow reader."""
 from __future__ import annotations
 
 import gc
+import selectors
 import socket
 import ssl
 import time
@@ -136,6 +137,46 @@ def test_a_cancelled_sendall_says_how_much_went_out() -> None:
             return int(error.bytes_sent)
 
         assert curio.run(main) == 4 and raw.sent == b"0123"
+    finally:
+        left.close()
+        right.close()
+
+
+class CountingSelector(selectors.DefaultSelector):
+    """The kernel's selector, counting how often a descriptor is registered anew."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.registered: list[int] = []
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        self.registered.append(fileobj if isinstance(fileobj, int) else fileobj.fileno())
+        return super().register(fileobj, events, data)
+
+
+def test_a_connection_read_again_and_again_stays_registered() -> None:
+    """Waiting on the same object each time, a busy connection's reads cost the selector
+    nothing after the first: curio re-registers a bare descriptor for every wait."""
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    selector = CountingSelector()
+
+    async def main() -> list[bytes]:
+        sock = ServerSocket(left)
+
+        async def feed() -> None:
+            for _ in range(5):
+                await curio.sleep(0.01)
+                right.send(b"x")
+
+        feeder = await curio.spawn(feed)
+        got = [await sock.recv(10) for _ in range(5)]
+        await feeder.join()
+        return got
+
+    try:
+        assert curio.run(main, selector=selector) == [b"x"] * 5
+        assert selector.registered.count(left.fileno()) == 1
     finally:
         left.close()
         right.close()

@@ -113,8 +113,12 @@ class H11Protocol:
                 data, self._leftover = self._leftover, b""
                 out.append(BodyReceived(STREAM_ID, data, len(data)))
             return out
-        if self._pending and not self._in_request and self._take_plain(out):
-            return out
+        if not self._in_request:
+            if self._pending:
+                if self._take_plain(out):
+                    return out
+            elif self._plain_may_start():
+                return out  # h11 is idle with nothing buffered: it has nothing to give
         try:
             while True:
                 event: Any = self.h11.next_event()
