@@ -15,7 +15,6 @@ is its back-pressure (HTTP/2's windows, or, over HTTP/1.1, a socket not read).
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from typing import Any
 
@@ -77,7 +76,7 @@ class Connection(BodyIntake, Sender, Watched):
         self._tasks: set[Any] | None = None
         self._reader_wake: Any = None  # set when a paused read loop may go on
         self._batches = 0
-        self._handed = False  # requests went to the runner since the read loop last yielded
+        self._handed = False  # requests of this batch went to the runner
         self._arrived = 0.0  # ``time.monotonic()`` when the current batch was read
         # Requests complete in the current batch: started once the whole batch is read,
         # so one reset in the same batch ("rapid reset") costs no handler run.
@@ -95,7 +94,7 @@ class Connection(BodyIntake, Sender, Watched):
         The read loop is this coroutine itself: an idle connection keeps every frame
         between its task and the socket's wait alive.
         """
-        self._task = await curio.current_task()
+        self._task = task = await curio.current_task()
         proto = self.proto
         proto.start()
         try:
@@ -113,7 +112,10 @@ class Connection(BodyIntake, Sender, Watched):
                 if early is not None:
                     data, early = early, None
                 else:
+                    cycles = task.cycles
                     data = await self._receive()
+                    if task.cycles != cycles:
+                        self._batches = 0  # the read waited: every other task had its turn
                 if data is None:
                     await self._finish()
                     return
@@ -123,11 +125,19 @@ class Connection(BodyIntake, Sender, Watched):
                 self._arrived = time.monotonic()
                 await self._process(proto.receive(data, self._arrived))
                 self._batches += 1
-                if self._handed or self._batches >= YIELD_EVERY:
-                    # curio switches tasks only when an operation would block: yield so a
-                    # busy connection starves neither its runner nor the other connections.
-                    self._batches = 0
+                if self._handed:
+                    # The runner answers the batch while the next read waits: that wait
+                    # keeps the socket registered with the selector, a yield would not.
+                    # Bytes already here are a later batch: the runner goes first.
                     self._handed = False
+                    early = self._sent_already()
+                    if early is not None:
+                        self._batches = YIELD_EVERY
+                if self._batches >= YIELD_EVERY:
+                    # curio switches tasks only when an operation would block: yield so a
+                    # connection whose reads never wait starves neither its runner nor the
+                    # other connections.
+                    self._batches = 0
                     await curio.sleep(0)
         except OSError as exc:
             await self._lose(exc)
@@ -140,11 +150,8 @@ class Connection(BodyIntake, Sender, Watched):
 
     def _sent_already(self) -> bytes | None:
         """What the peer sent before we asked, without waiting; None when nothing yet."""
-        raw = getattr(self.sock, "_socket", None)  # the non-blocking socket under curio's
-        try:
-            return None if raw is None else bytes(raw.recv(READ_SIZE))
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return None
+        received = getattr(self.sock, "received", None)  # ``sockets.ServerSocket``'s
+        return None if received is None else received(READ_SIZE)
 
     async def _between_requests(self) -> bool:
         """HTTP/1.1 before a read: True when it acted instead (see the comments).

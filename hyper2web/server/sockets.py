@@ -48,8 +48,26 @@ class ServerSocket(curio.io.Socket):
         self._recv_now = sock.recv
         self._send_now = sock.send
         self._fd = FileNo(sock.fileno())
+        self._empty = False  # a read just found nothing: the next one waits first
+
+    def received(self, maxsize: int) -> bytes | None:
+        """What the peer has sent already, without waiting; None when nothing is there
+        (the next ``recv`` then waits before it reads: trying again at once would only
+        fail again)."""
+        try:
+            data: bytes = self._recv_now(maxsize)
+            return data
+        except _WOULD_BLOCK:
+            # TLS holds nothing decoded (read-ahead is off): only new bytes can help.
+            self._empty = True
+        except ssl.SSLWantWriteError:
+            pass
+        return None
 
     async def recv(self, maxsize: int, flags: int = 0) -> bytes:
+        if self._empty:
+            self._empty = False
+            await _read_wait(self._fd)
         while True:
             try:
                 data: bytes = self._recv_now(maxsize, flags)

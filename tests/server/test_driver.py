@@ -81,27 +81,19 @@ def test_a_request_answered_in_keep_alive_needs_no_linger() -> None:
     assert not sock.shut
 
 
-class Raw:
-    """The non-blocking socket under curio's: holds what the peer sent before the server
-    first asked (``None``: nothing yet)."""
-
-    def __init__(self, waiting: bytes | None) -> None:
-        self.waiting = waiting
-
-    def recv(self, size: int) -> bytes:
-        if self.waiting is None:
-            raise BlockingIOError
-        data, self.waiting = self.waiting, None
-        return data
-
-
 class PacedSock(Sock):
-    """``Sock`` over a ``Raw``, each chunk a moment after the last; every write kept."""
+    """``Sock`` whose peer sent ``waiting`` before the server first asked (``None``:
+    nothing yet), then each chunk a moment after the last; every write kept."""
 
     def __init__(self, waiting: bytes | None, chunks: list[bytes]) -> None:
         super().__init__(chunks)
-        self._socket = Raw(waiting)
+        self.waiting = waiting
         self.writes: list[bytes] = []
+
+    def received(self, size: int) -> bytes | None:
+        """``ServerSocket.received``: what is there already, without waiting."""
+        data, self.waiting = self.waiting, None
+        return data
 
     async def recv(self, size: int) -> bytes:
         await curio.sleep(0.05)
@@ -189,3 +181,64 @@ def test_a_finished_connection_is_freed_without_the_cycle_collector(handler: Any
         assert [ref() for ref in refs] == [None] * len(refs)
     finally:
         gc.enable()
+
+
+def _flood(protocol: type) -> list[bytes]:
+    """A client whose every read is ready at once: 40 requests, one a read, then its
+    goodbye (HTTP/2: the preface, each request on a new stream; then GOAWAY)."""
+    if protocol is H11Protocol:
+        return [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"] * 40
+    import h2.config
+    import h2.connection
+
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    reads = [client.data_to_send()]
+    for stream_id in range(1, 81, 2):
+        client.send_headers(stream_id, [(":method", "GET"), (":scheme", "https"),
+                                        (":authority", "x"), (":path", "/")], end_stream=True)
+        reads.append(client.data_to_send())
+    client.close_connection()
+    return [*reads, client.data_to_send()]
+
+
+class FloodSock(Sock):
+    """``Sock`` whose reads never wait (the last is the peer's close)."""
+
+    def received(self, size: int) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+    async def recv(self, size: int) -> bytes:
+        return self.received(size)
+
+
+@pytest.mark.parametrize("protocol", [H11Protocol, H2Protocol], ids=["http1", "http2"])
+def test_a_connection_whose_reads_never_wait_still_lets_others_run(protocol: type) -> None:
+    """curio switches tasks only when an operation waits: a connection that always finds
+    bytes to read yields every few batches, so other connections (here, a task counting
+    what it sees) are never starved."""
+    answered: list[int] = []
+
+    async def handler(request: Any, response: Any) -> None:
+        answered.append(1)
+        await response.send(b"ok")
+
+    conn = Connection(FloodSock(_flood(protocol)), ("127.0.0.1", 1), handler,
+                      ConnectionConfig(), protocol)
+    seen: list[int] = []
+
+    async def other() -> None:
+        while True:
+            seen.append(len(answered))
+            await curio.sleep(0)
+
+    async def main() -> None:
+        watcher = await curio.spawn(other)
+        async with curio.timeout_after(3):
+            await conn.run()
+        await watcher.cancel()
+
+    curio.run(main)
+    assert len(answered) == 40
+    steps = [later - earlier for earlier, later in zip(seen, seen[1:], strict=False)]
+    assert seen[-1] == 40 and max(steps) <= 4 * 2, seen  # a turn every few batches

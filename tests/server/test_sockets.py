@@ -16,6 +16,7 @@ import pytest
 
 from hyper2web._curio import curio
 from hyper2web.server.sockets import ServerSocket
+from tests.server.apps import make_app
 from tests.server.h2client import H2Client
 from tests.server.test_cork import big_download, writing_connection
 
@@ -177,6 +178,62 @@ def test_a_connection_read_again_and_again_stays_registered() -> None:
     try:
         assert curio.run(main, selector=selector) == [b"x"] * 5
         assert selector.registered.count(left.fileno()) == 1
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_busy_http2_connection_stays_registered(serve_app: Any, big_site: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between two batches of requests the read loop waits for the socket again, and the
+    runner answers meanwhile: no yield in between drops the socket from the selector."""
+    selectors_made: list[CountingSelector] = []
+
+    def counting() -> CountingSelector:
+        selectors_made.append(CountingSelector())
+        return selectors_made[-1]
+
+    monkeypatch.setattr(curio.kernel, "DefaultSelector", counting)
+    running = serve_app(make_app(big_site.root))
+    with H2Client(running.port, handshake=True) as client:
+        assert client.get("/index.html").status == 200
+        before = len(selectors_made[0].registered)
+        for _ in range(20):
+            assert client.get("/index.html").status == 200
+        # A yield after each batch made it once a request: 20.
+        assert len(selectors_made[0].registered) - before <= 1
+
+
+def test_what_is_there_is_read_without_waiting_and_nothing_means_wait_first() -> None:
+    """``received`` gives what the peer sent already; when nothing is there the next
+    ``recv`` waits for the socket before it reads, without a read that would only fail."""
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    right.send(b"early")
+    sock = ServerSocket(left)
+    assert sock.received(10) == b"early"
+    assert sock.received(10) is None
+    reads: list[int] = []
+    read = sock._recv_now
+
+    def counted(size: int, flags: int = 0) -> bytes:
+        reads.append(size)
+        return read(size, flags)
+
+    sock._recv_now = counted  # type: ignore[method-assign]
+
+    async def main() -> bytes:
+        async def feed() -> None:
+            await curio.sleep(0.01)
+            right.send(b"later")
+
+        feeder = await curio.spawn(feed)
+        data = await sock.recv(10)
+        await feeder.join()
+        return data
+
+    try:
+        assert curio.run(main) == b"later" and len(reads) == 1
     finally:
         left.close()
         right.close()

@@ -320,7 +320,9 @@ class H11Protocol:
         """A short plain-text answer, then close: the body (if any) is left unread."""
         if self._plain is not None:
             if self._plain.state != DUE:
-                self.closing = self.draining = True  # too late for an answer, as in h11
+                # Too late for an answer, as in h11; the request was read whole.
+                self.closing = self.draining = True
+                self.linger = False
                 return
             self._catch_up()
         self.closing = True
