@@ -7,17 +7,12 @@ level can favour size a little over speed without costing every request.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 from collections.abc import Callable
 
-try:
-    import brotli
-except ImportError:  # pragma: no cover - brotli is a dependency; stay usable without it
-    brotli = None  # type: ignore[assignment,unused-ignore]
-
-try:
-    import zstandard
-except ImportError:  # pragma: no cover - optional
-    zstandard = None  # type: ignore[assignment]
+# brotli and zstandard load on the first answer they compress: not on every start.
+_HAVE_BROTLI = importlib.util.find_spec("brotli") is not None
+_HAVE_ZSTD = importlib.util.find_spec("zstandard") is not None
 
 # Below this size compression saves less than the header bytes it costs.
 MIN_SIZE = 1024
@@ -38,13 +33,29 @@ def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=6, mtime=0)
 
 
+def _brotli(data: bytes) -> bytes:
+    import brotli
+
+    return bytes(brotli.compress(data, quality=6))
+
+
+_zstd: list[Callable[[bytes], bytes]] = []  # the compressor, made on first use
+
+
+def _zstandard(data: bytes) -> bytes:
+    if not _zstd:
+        import zstandard
+
+        _zstd.append(zstandard.ZstdCompressor(level=10).compress)
+    return _zstd[0](data)
+
+
 def _available() -> dict[str, Callable[[bytes], bytes]]:
     codings: dict[str, Callable[[bytes], bytes]] = {}
-    if brotli is not None:
-        codings["br"] = lambda data: brotli.compress(data, quality=6)
-    if zstandard is not None:
-        compressor = zstandard.ZstdCompressor(level=10)
-        codings["zstd"] = compressor.compress
+    if _HAVE_BROTLI:
+        codings["br"] = _brotli
+    if _HAVE_ZSTD:
+        codings["zstd"] = _zstandard
     codings["gzip"] = _gzip
     return codings
 

@@ -21,11 +21,6 @@ from typing import Any
 
 import click
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 CONFIG_NAME = "hyper2web.toml"
 
 
@@ -38,6 +33,11 @@ def load_config(root: Path) -> tuple[Path | None, dict[str, Any]]:
     path = config_path(root)
     if not path.is_file():
         return None, {}
+    # Loaded here: most starts have no config file.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:

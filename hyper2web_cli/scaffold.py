@@ -13,12 +13,10 @@ import html
 import json
 import re
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 
 from . import certs as local_ca
 
-TEMPLATES = resources.files("hyper2web_cli") / "templates"
 TEMPLATE_NAMES = ("default", "minimal")
 _TEXT_SUFFIXES = {".html", ".css", ".js", ".py", ".md", ".json", ".webmanifest", ".txt"}
 
@@ -52,7 +50,9 @@ def create_project(target: Path, template: str = "default") -> list[Path]:
         raise ScaffoldError(f"{target} exists and is not a folder")
     if target.is_dir() and any(target.iterdir()):
         raise ScaffoldError(f"{target} is not empty; choose a new name or empty it first")
-    source = TEMPLATES / template
+    from importlib import resources  # loads zipfile: only ``init`` needs it
+
+    source = resources.files("hyper2web_cli") / "templates" / template
     if not source.is_dir():
         raise ScaffoldError(f"unknown template {template!r}")
     title = project_title(str(target))
