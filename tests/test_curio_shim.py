@@ -51,10 +51,41 @@ def test_fresh_interpreter_imports_and_runs_curio() -> None:
     assert out.stdout.strip() == "ok"
 
 
-def test_shim_is_a_no_op_before_312_or_with_a_fixed_curio(monkeypatch) -> None:
+def test_a_curio_that_imports_as_is_gets_no_shim() -> None:
     from hyper2web import _curio
 
-    monkeypatch.setattr(_curio, "_curio_version", lambda: (1, 7))
-    assert _curio._needs_shim() is False
-    monkeypatch.setattr(_curio, "_curio_version", lambda: (1, 6))
-    assert _curio._needs_shim() is (sys.version_info >= (3, 12))
+    fixed = object()
+
+    def shimmed() -> object:
+        raise AssertionError("the shim ran")
+
+    assert _curio._load(lambda: fixed, shimmed, (3, 13)) is fixed
+
+
+def test_a_failed_import_is_forgotten_and_made_again_with_the_shim() -> None:
+    """What curio 1.6 does on 3.12+: its import fails half-way, leaving submodules."""
+    from hyper2web import _curio
+
+    def fails() -> object:
+        sys.modules["curio.half"] = type(sys)("curio.half")
+        raise AttributeError("module 'multiprocessing.connection' has no attribute 'CHALLENGE'")
+
+    shimmed = object()
+    ours = {name: module for name, module in sys.modules.items()
+            if name.partition(".")[0] == "curio"}
+    try:
+        assert _curio._load(fails, lambda: shimmed, (3, 12)) is shimmed
+        assert not [name for name in sys.modules if name.partition(".")[0] == "curio"]
+        with pytest.raises(AttributeError):  # before 3.12 a failure is a real one
+            _curio._load(fails, lambda: shimmed, (3, 11))
+    finally:
+        sys.modules.pop("curio.half", None)
+        sys.modules.update(ours)  # this process's curio, forgotten by the test
+
+
+def test_starting_needs_no_package_metadata() -> None:
+    """Asking for curio's version would load importlib.metadata (about 15 ms on 3.12+)."""
+    code = "import sys, hyper2web_cli.cli; print('importlib.metadata' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=REPO)
+    assert out.stdout.strip() == "False", out.stderr
