@@ -6,6 +6,7 @@ level can favour size a little over speed without costing every request.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 from collections.abc import Callable
@@ -39,15 +40,15 @@ def _brotli(data: bytes) -> bytes:
     return bytes(brotli.compress(data, quality=6))
 
 
-_zstd: list[Callable[[bytes], bytes]] = []  # the compressor, made on first use
+@functools.cache
+def _zstd_compressor() -> Callable[[bytes], bytes]:
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=10).compress
 
 
 def _zstandard(data: bytes) -> bytes:
-    if not _zstd:
-        import zstandard
-
-        _zstd.append(zstandard.ZstdCompressor(level=10).compress)
-    return _zstd[0](data)
+    return _zstd_compressor()(data)
 
 
 def _available() -> dict[str, Callable[[bytes], bytes]]:

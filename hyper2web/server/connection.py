@@ -126,17 +126,14 @@ class Connection(BodyIntake, Sender, Watched):
                 await self._process(proto.receive(data, self._arrived))
                 self._batches += 1
                 if self._handed:
-                    # The runner answers the batch while the next read waits: that wait
-                    # keeps the socket registered with the selector, a yield would not.
-                    # Bytes already here are a later batch: the runner goes first.
+                    # The runner answers while the next read waits, which keeps the socket
+                    # registered with the selector (a yield would not). Bytes already here
+                    # are a later batch: the runner goes first.
                     self._handed = False
                     early = self._sent_already()
-                    if early is not None:
-                        self._batches = YIELD_EVERY
-                if self._batches >= YIELD_EVERY:
-                    # curio switches tasks only when an operation would block: yield so a
-                    # connection whose reads never wait starves neither its runner nor the
-                    # other connections.
+                if early is not None or self._batches >= YIELD_EVERY:
+                    # curio switches tasks only when an operation would block: this yield
+                    # keeps a connection whose reads never wait from starving the others.
                     self._batches = 0
                     await curio.sleep(0)
         except OSError as exc:

@@ -104,18 +104,27 @@ class PacedSock(Sock):
         await super().sendall(data)
 
 
-def _client() -> tuple[bytes, bytes]:
-    """A client's first bytes (preface, SETTINGS, a GET), and its GOAWAY."""
+def _h2_reads(requests: int) -> list[bytes]:
+    """An HTTP/2 client's bytes, one entry a write: its preface and SETTINGS, each GET on
+    a new stream, then its GOAWAY."""
     import h2.config
     import h2.connection
 
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     client.initiate_connection()
-    client.send_headers(1, [(":method", "GET"), (":scheme", "https"),
-                            (":authority", "x"), (":path", "/")], end_stream=True)
-    first = client.data_to_send()
+    reads = [client.data_to_send()]
+    for stream_id in range(1, 2 * requests, 2):
+        client.send_headers(stream_id, [(":method", "GET"), (":scheme", "https"),
+                                        (":authority", "x"), (":path", "/")], end_stream=True)
+        reads.append(client.data_to_send())
     client.close_connection()
-    return first, client.data_to_send()
+    return [*reads, client.data_to_send()]
+
+
+def _client() -> tuple[bytes, bytes]:
+    """A client's first bytes (preface, SETTINGS, a GET), and its GOAWAY."""
+    preface, get, goaway = _h2_reads(1)
+    return preface + get, goaway
 
 
 def _paced(waiting: bool) -> PacedSock:
@@ -188,18 +197,7 @@ def _flood(protocol: type) -> list[bytes]:
     goodbye (HTTP/2: the preface, each request on a new stream; then GOAWAY)."""
     if protocol is H11Protocol:
         return [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"] * 40
-    import h2.config
-    import h2.connection
-
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    client.initiate_connection()
-    reads = [client.data_to_send()]
-    for stream_id in range(1, 81, 2):
-        client.send_headers(stream_id, [(":method", "GET"), (":scheme", "https"),
-                                        (":authority", "x"), (":path", "/")], end_stream=True)
-        reads.append(client.data_to_send())
-    client.close_connection()
-    return [*reads, client.data_to_send()]
+    return _h2_reads(40)
 
 
 class FloodSock(Sock):
