@@ -46,14 +46,14 @@ def keep_buffer(buffer: bytearray) -> None:
         _spare.append(buffer)
 
 
-def read_cached(fd: int, view: memoryview, offset: int) -> int | None:
-    """Read what the page cache holds of ``view``'s length at ``offset``; None: not cached
-    (or the system cannot tell). 0 is the end of the file."""
+def read_cached(fd: int, views: list[memoryview], offset: int) -> int | None:
+    """Read what the page cache holds of ``views``' length at ``offset``, filling them in
+    order; None: not cached (or the system cannot tell). 0 is the end of the file."""
     global _NOWAIT
     if _NOWAIT is None:
         return None
     try:
-        return os.preadv(fd, [view], offset, _NOWAIT)
+        return os.preadv(fd, views, offset, _NOWAIT)
     except BlockingIOError:
         return None
     except OSError as exc:
@@ -63,14 +63,14 @@ def read_cached(fd: int, view: memoryview, offset: int) -> int | None:
         return None
 
 
-async def read_into(fd: int, view: memoryview, offset: int) -> int:
-    """Fill ``view`` from ``offset`` of ``fd`` (partly, at the end or when only part is
-    cached); the number of bytes read, 0 at the end of the file."""
-    count = read_cached(fd, view, offset)
+async def read_into(fd: int, views: list[memoryview], offset: int) -> int:
+    """Fill ``views`` in order from ``offset`` of ``fd`` (partly, at the end or when only
+    part is cached); the number of bytes read, 0 at the end of the file."""
+    count = read_cached(fd, views, offset)
     if count is not None:
         # What the thread hop gave for free: the loop runs every other task (and reads the
         # peer's frames, a reset among them) between two chunks, whatever the socket takes.
         await curio.sleep(0)
         return count
-    read: int = await curio.run_in_thread(os.preadv, fd, [view], offset)
+    read: int = await curio.run_in_thread(os.preadv, fd, views, offset)
     return read

@@ -377,15 +377,26 @@ class Response:
             return
         await self.start()
         fd, offset, remaining = fh.fileno(), fh.tell(), size
+        # Read straight into the protocol's frames where it offers them (``body_slots``),
+        # else into one buffer reused from chunk to chunk (``write`` copies it).
+        slots_for = getattr(self._channel, "body_slots", None)
         chunk = chunk_buffer()
-        buffer = memoryview(chunk)  # reused from chunk to chunk: ``write`` copies
+        buffer = memoryview(chunk)
         while remaining > 0:
-            count = await read_into(fd, buffer[:min(len(buffer), remaining)], offset)
+            want = min(len(buffer), remaining)
+            slots = slots_for(want) if slots_for is not None else None
+            count = await read_into(fd, [buffer[:want]] if slots is None else slots.views,
+                                    offset)
             if not count:  # the file shrank while being sent: the stream cannot be honest
                 raise OSError(f"file shrank while being sent ({remaining} bytes missing)")
             offset += count
             remaining -= count
-            await self.write(buffer[:count], end=remaining <= 0)
+            if slots is None:
+                await self.write(buffer[:count], end=remaining <= 0)
+                continue
+            self.finished = remaining <= 0
+            self.bytes_sent += count
+            await self._channel.send_slots(slots, count, remaining <= 0)  # type: ignore[attr-defined]
         buffer.release()
         keep_buffer(chunk)
 

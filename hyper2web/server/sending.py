@@ -323,6 +323,26 @@ class StreamChannel:
             view = view[size:]
             await conn.queued(size)
 
+    def body_slots(self, size: int) -> Any:
+        """Room for the next ``size`` body bytes in the protocol's own framing
+        (``framed.FramedChunk``: fill its ``views``, then ``send_slots``), so a file is read
+        where it is sent from, with no copy; None where the protocol has no such room now
+        (then ``send_data``)."""
+        make = getattr(self._conn.proto, "framed_chunk", None)
+        if make is None or self._state.closed or self._conn.closed:
+            return None
+        return make(self._state.stream_id, size)
+
+    async def send_slots(self, slots: Any, count: int, end_stream: bool) -> None:
+        """Send the ``count`` bytes read into ``body_slots``; a short read, or windows that
+        shrank meanwhile, send them the ordinary way (``send_data``)."""
+        self._check_open()
+        if count == slots.size and \
+                self._conn.proto.send_framed(self._state.stream_id, slots, end_stream):
+            await self._conn.queued(count)
+            return
+        await self.send_data(slots.payload(count), end_stream)
+
     def _check_open(self) -> None:
         if self._state.closed or self._conn.closed:
             raise StreamClosed(f"stream {self._state.stream_id} closed by the peer")

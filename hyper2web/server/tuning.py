@@ -41,6 +41,7 @@ from h2.stream import StreamInputs
 from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
 
 from .fast_requests import END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, FastRequests
+from .framed import SPARE_MAX, FramedChunk, keep, take_spare
 from .machines import connection_input, stream_input
 from .stream_errors import StreamErrorRules
 
@@ -62,11 +63,6 @@ _DATA, _CONTINUATION = 0x0, 0x9
 _SETTINGS = 0x4
 _SETTING = struct.Struct(">HL")  # one setting in a SETTINGS frame: its code and value
 _BULK = 64 * 1024  # a body this large, alone in the send buffer, is joined in one copy
-# Written-out buffers of large bodies, kept for the next (``recycle``): for the whole
-# process, at most SPARES_KEPT of at most SPARE_MAX bytes (a 256 KB file chunk, framed).
-SPARE_MAX = 320 * 1024
-SPARES_KEPT = 8
-_spares: list[bytearray] = []
 
 # Received fields are checked and decoded by ``fields.request_headers`` in one pass (a
 # malformed request resets its stream); sent ones come from Response, which lower-cases
@@ -254,25 +250,62 @@ class TunedH2Connection(FastRequests):
         One pass of the state machines and one change of each window for the whole body,
         as h2 would leave them after one ``send_data`` per frame.
         """
-        buffer = getattr(self, "_data_to_send", None)
-        stream = self.streams.get(stream_id)
+        buffer: Any = getattr(self, "_data_to_send", None)  # a bytearray: checked in _sending
         size = len(data)
-        if stream is None or type(buffer) is not bytearray or size == 0 \
-                or size > self.outbound_flow_control_window \
-                or size > stream.outbound_flow_control_window:
+        stream = self._sending(stream_id, size, buffer, end_stream)
+        if stream is None:
             return False
-        connection_input(self.state_machine, ConnectionInputs.SEND_DATA)
-        machine = stream.state_machine
-        stream_input(machine, StreamInputs.SEND_DATA)
-        if end_stream:
-            stream_input(machine, StreamInputs.SEND_END_STREAM)
-        stream.outbound_flow_control_window -= size
-        self.outbound_flow_control_window -= size
         limit = self.max_outbound_frame_size
         if size <= limit:
             _write_frame(buffer, _DATA, END_STREAM if end_stream else 0, stream_id, data)
         else:
             self._write_frames(buffer, stream_id, data, end_stream, limit)
+        if end_stream:
+            self.drop_if_closed(stream)
+        return True
+
+    def _sending(self, stream_id: int, size: int, buffer: Any, end_stream: bool) -> Any:
+        """The stream, its state machines and both windows moved on for ``size`` body bytes
+        (and the stream's end) if all of them may go now; None (nothing changed) if not."""
+        stream = self.streams.get(stream_id)
+        if stream is None or type(buffer) is not bytearray or size == 0 \
+                or size > self.outbound_flow_control_window \
+                or size > stream.outbound_flow_control_window:
+            return None
+        connection_input(self.state_machine, ConnectionInputs.SEND_DATA)
+        stream_input(stream.state_machine, StreamInputs.SEND_DATA)
+        if end_stream:
+            stream_input(stream.state_machine, StreamInputs.SEND_END_STREAM)
+        stream.outbound_flow_control_window -= size
+        self.outbound_flow_control_window -= size
+        return stream
+
+    def framed_chunk(self, stream_id: int, size: int) -> FramedChunk | None:
+        """Room for the next ``size`` body bytes of ``stream_id`` laid out as its frames
+        (``framed``), when the windows allow them all now; None otherwise."""
+        stream = self.streams.get(stream_id)
+        if size < _BULK or stream is None or size > self.outbound_flow_control_window \
+                or size > stream.outbound_flow_control_window:
+            return None
+        return FramedChunk(size, self.max_outbound_frame_size)
+
+    def send_framed(self, stream_id: int, chunk: FramedChunk, end_stream: bool) -> bool:
+        """Queue a filled ``framed_chunk``, as ``try_send_data`` would have queued its
+        bytes; False (nothing queued) if the windows, the stream or the peer's frame size
+        changed since it was made so that they no longer allow it."""
+        buffer = getattr(self, "_data_to_send", None)
+        if chunk.limit > self.max_outbound_frame_size:
+            return False
+        stream = self._sending(stream_id, chunk.size, buffer, end_stream)
+        if stream is None:
+            return False
+        frames = chunk.frames(stream_id, end_stream)
+        if buffer:  # behind other frames: copied after them, as ``_write_frames`` does
+            buffer += frames
+            keep(frames)
+        else:  # the send buffer itself, kept again once written (``recycle``)
+            self._data_to_send = frames
+            self._bulk = (frames, len(frames))
         if end_stream:
             self.drop_if_closed(stream)
         return True
@@ -296,7 +329,7 @@ class TunedH2Connection(FastRequests):
         # A large body alone: one copy into a buffer of its exact size, where growing the
         # send buffer frame by frame would copy it many times over. One written before is
         # used again when it has that size (``recycle``): each chunk of a large file does.
-        bulk = _take_spare(size + FRAME_HEADER.size * len(parts) // 2)
+        bulk = take_spare(size + FRAME_HEADER.size * len(parts) // 2)
         if bulk is None:
             bulk = bytearray().join(parts)
         else:
@@ -314,9 +347,8 @@ class TunedH2Connection(FastRequests):
         of a large download's time. Buffers of other sizes (a batch of small answers) would
         only crowd the pool: no other body would ever fit them exactly."""
         bulk, self._bulk = self._bulk, None
-        if bulk is not None and data is bulk[0] and len(data) == bulk[1] <= SPARE_MAX \
-                and len(_spares) < SPARES_KEPT:
-            _spares.append(data)
+        if bulk is not None and data is bulk[0] and len(data) == bulk[1] <= SPARE_MAX:
+            keep(data)
 
     def send_data_run(self, stream_id: int, data: bytes | memoryview,
                       end_stream: bool) -> None:
@@ -337,22 +369,6 @@ class TunedH2Connection(FastRequests):
             return super().data_to_send(amount)
         self._data_to_send = bytearray()
         return buffer  # type: ignore[return-value]  # a bytearray serves as bytes here
-
-
-def _take_spare(size: int) -> bytearray | None:
-    """A kept buffer of exactly ``size`` bytes, or None. Another thread's server may take
-    one meanwhile: what was taken is checked, and put back if it is not the one."""
-    for index, buffer in enumerate(_spares):
-        if len(buffer) == size:
-            try:
-                taken = _spares.pop(index)
-            except IndexError:
-                return None
-            if len(taken) == size:
-                return taken
-            _spares.append(taken)
-            return None
-    return None
 
 
 def new_connection(config: h2.config.H2Configuration) -> h2.connection.H2Connection:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from hyper2web import chunks, http
-from hyper2web.server import tuning
+from hyper2web.server import framed, tuning
 from tests.server.h2client import H2Client
 
 BIG_WINDOW = 2**30
@@ -67,13 +67,13 @@ def test_a_download_reset_half_way_spoils_no_later_one(server: Any) -> None:
 
 def test_buffers_are_kept_for_the_next_download(server: Any) -> None:
     chunks._spare.clear()
-    tuning._spares.clear()
+    framed._spares.clear()
     with wide_client(server.port) as client:
         first = client.get("/medium.bin", timeout=30)
         assert sha(first.body) == server.site.medium_sha256
         assert len(chunks._spare) == 1  # the chunk buffer, given back
         if tuning.ENABLED:
-            assert len(tuning._spares) == 1  # the last framed chunk, written out
+            assert len(framed._spares) == 1  # the last framed chunk, written out
         again = client.get("/medium.bin", timeout=30)
     assert sha(again.body) == server.site.medium_sha256
     assert len(chunks._spare) == 1  # taken and given back: still one
@@ -86,14 +86,14 @@ def test_a_batch_of_small_answers_does_not_crowd_the_pool(server: Any) -> None:
         path = server.site.root / f"part-{number}.bin"
         if not path.exists():
             path.write_bytes(bytes([number]) * 20_000)
-    tuning._spares.clear()
+    framed._spares.clear()
     with wide_client(server.port) as client:
         parts = client.batch([f"/part-{number}.bin" for number in range(8)])
         assert [len(part.body) for part in parts] == [20_000] * 8
-        assert tuning._spares == []
+        assert framed._spares == []
         assert client.get("/medium.bin", timeout=30).status == 200
     if tuning.ENABLED:
-        assert len(tuning._spares) == 1
+        assert len(framed._spares) == 1
 
 
 def test_a_buffer_read_into_by_a_cancelled_thread_is_not_kept(
@@ -114,3 +114,40 @@ def test_http1_downloads_are_intact(server: Any) -> None:
     with httpx.Client(verify=False) as client:
         bodies = [client.get(f"{server.url}/medium.bin").content for _ in range(3)]
     assert {sha(body) for body in bodies} == {server.site.medium_sha256}
+
+
+@pytest.mark.skipif(not tuning.ENABLED, reason="the tuned h2 paths are off")
+def test_large_bodies_are_read_into_their_frames(server: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk of a download is read into its DATA frames, never copied into them."""
+    made: list[int] = []
+    real_init = framed.FramedChunk.__init__
+
+    def counting(self: Any, size: int, limit: int) -> None:
+        made.append(size)
+        real_init(self, size, limit)
+
+    def copied(*args: Any) -> None:
+        raise AssertionError("a file chunk was copied into its frames")
+
+    monkeypatch.setattr(framed.FramedChunk, "__init__", counting)
+    monkeypatch.setattr(tuning.TunedH2Connection, "_write_frames", copied)
+    with wide_client(server.port) as client:
+        result = client.get("/medium.bin", timeout=30)
+    assert sha(result.body) == server.site.medium_sha256
+    assert sum(made) == len(result.body) and len(made) > 1
+
+
+def test_a_short_read_into_frames_still_sends_every_byte(server: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page cache may hold only part of a chunk: what was read goes the ordinary way,
+    and the rest follows."""
+    real = chunks.read_cached
+
+    def partly(fd: int, views: list[memoryview], offset: int) -> int | None:
+        return real(fd, views[:1], offset)  # the first frame's worth only
+
+    monkeypatch.setattr(chunks, "read_cached", partly)
+    with wide_client(server.port) as client:
+        results = client.batch(["/medium.bin"] * 2)
+    assert {sha(r.body) for r in results} == {server.site.medium_sha256}

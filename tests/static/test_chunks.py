@@ -31,7 +31,7 @@ def read_all(fd: int, size: int = 64 * 1024) -> bytes:
     async def main() -> None:
         offset = 0
         while True:
-            count = await chunks.read_into(fd, buffer, offset)
+            count = await chunks.read_into(fd, [buffer], offset)
             if not count:
                 return
             out.extend(buffer[:count])

@@ -293,6 +293,18 @@ class H2Protocol:
         self.send_data(stream_id, data, end)
         return True
 
+    def framed_chunk(self, stream_id: int, size: int) -> Any:
+        """Room for ``size`` body bytes laid out as their frames, for a file read to fill
+        (``framed``); None with stock h2, or when the windows do not allow them now."""
+        return cast(Any, self.h2).framed_chunk(stream_id, size) if _TUNED else None
+
+    def send_framed(self, stream_id: int, chunk: Any, end: bool) -> bool:
+        """Queue a filled ``framed_chunk``; False (nothing queued) if it no longer may go."""
+        try:
+            return bool(cast(Any, self.h2).send_framed(stream_id, chunk, end))
+        except h2.exceptions.ProtocolError:
+            raise StreamClosed(f"stream {stream_id} closed") from None
+
     def send_data(self, stream_id: int, data: bytes | memoryview, end: bool) -> None:
         """Queue ``data`` (within ``sendable``) in frames the peer allows; empty with ``end``
         just ends the stream. The bytes are copied: the caller may reuse its buffer."""
