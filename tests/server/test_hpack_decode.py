@@ -5,6 +5,7 @@ mutated header blocks, one decoder pair carried across each whole sequence."""
 from __future__ import annotations
 
 import random
+import re
 
 import hpack
 import pytest
@@ -24,7 +25,8 @@ def _outcome(decoder: hpack.Decoder, block: bytes, fast: bool) -> tuple:
         fields = decode_block(decoder, block) if fast else decoder.decode(block, raw=True)
         result: tuple = ("ok", [(type(f), f[0], f[1]) for f in fields])
     except Exception as exc:  # noqa: BLE001 - the error is what is compared
-        result = ("error", type(exc), str(exc))
+        # hpack 4.0 names the memoryview it read in some messages: its address differs.
+        result = ("error", type(exc), re.sub(r"<memory at 0x[0-9a-f]+>", "<memory>", str(exc)))
     table = decoder.header_table
     return result, list(table.dynamic_entries), table.maxsize, decoder.header_table_size
 
