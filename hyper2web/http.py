@@ -379,7 +379,8 @@ class Response:
         fd, offset, remaining = fh.fileno(), fh.tell(), size
         # Read straight into the protocol's frames where it offers them (``body_slots``),
         # else into one buffer reused from chunk to chunk (``write`` copies it).
-        slots_for = getattr(self._channel, "body_slots", None)
+        channel: Any = self._channel
+        slots_for = getattr(channel, "body_slots", None)
         chunk = chunk_buffer()
         buffer = memoryview(chunk)
         while remaining > 0:
@@ -396,7 +397,7 @@ class Response:
                 continue
             self.finished = remaining <= 0
             self.bytes_sent += count
-            await self._channel.send_slots(slots, count, remaining <= 0)  # type: ignore[attr-defined]
+            await channel.send_slots(slots, count, remaining <= 0)
         buffer.release()
         keep_buffer(chunk)
 
