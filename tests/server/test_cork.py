@@ -25,15 +25,20 @@ pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="Linux o
 BIG_WINDOW = 2**30
 
 
-def live_connections(port: int) -> list[Connection]:
+def live_connections(port: int, client: socket.socket | None = None) -> list[Connection]:
     """The open connections of the server on ``port`` (other tests' servers run in this
-    process too). ``type()`` rather than ``isinstance``: a dead weak proxy among the
-    collector's objects raises on ``isinstance``."""
+    process too), or only the one with ``client`` at its other end: a connection left
+    open by an earlier server that had the same port must not pass for this test's.
+    ``type()`` rather than ``isinstance``: a dead weak proxy among the collector's objects
+    raises on ``isinstance``."""
     found = []
+    peer = client.getsockname() if client is not None else None
     for obj in gc.get_objects():
         if issubclass(type(obj), Connection) and not obj.closed:
             try:
-                if obj.sock._socket.getsockname()[1] == port:
+                sock = obj.sock._socket
+                if sock.getsockname()[1] == port and \
+                        (peer is None or sock.getpeername() == peer):
                     found.append(obj)
             except OSError:
                 pass  # closed meanwhile
@@ -44,12 +49,13 @@ def corked(conn: Connection) -> int:
     return conn.sock._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
 
 
-def writing_connection(port: int, timeout: float = 10.0) -> Connection:
-    """The connection stuck in a write to a peer that reads nothing: one whose write began
-    a while ago (a small write may be caught in progress too, for an instant)."""
+def writing_connection(port: int, client: socket.socket, timeout: float = 10.0) -> Connection:
+    """The connection to ``client`` stuck in a write to it while it reads nothing: its
+    write began a while ago (a small write may be caught in progress too, for an
+    instant)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for conn in live_connections(port):
+        for conn in live_connections(port, client):
             if conn.sending_since and time.monotonic() - conn.sending_since > 0.3:
                 return conn
         time.sleep(0.02)
@@ -75,7 +81,7 @@ def big_download(port: int) -> tuple[H2Client, int]:
 def test_h2_large_write_is_corked_then_uncorked(server: Any) -> None:
     client, sid = big_download(server.port)
     with client:
-        assert corked(writing_connection(server.port)) == 1  # the socket's buffers are full
+        assert corked(writing_connection(server.port, client.sock)) == 1  # buffers full
         client.keep_body = False
         result = client.wait(sid, timeout=60)
         assert result.status == 200
@@ -89,7 +95,7 @@ def test_h2_large_write_is_corked_then_uncorked(server: Any) -> None:
 def test_h1_large_write_is_corked_then_uncorked(server: Any) -> None:
     client = H1Raw(server.port)
     client.send(b"GET /big.bin HTTP/1.1\r\nhost: localhost\r\n\r\n")
-    assert corked(writing_connection(server.port)) == 1
+    assert corked(writing_connection(server.port, client.sock)) == 1
     data = b""
     while b"\r\n\r\n" not in data:
         data += client.sock.recv(65536)
