@@ -43,7 +43,7 @@ def test_idle_connections_keep_no_would_block_error(server: Any) -> None:
 def test_a_write_blocked_by_a_slow_reader_keeps_no_error(server: Any) -> None:
     client, sid = big_download(server.port)
     with client:
-        writing_connection(server.port)  # its socket's buffers are full: sendall waits
+        writing_connection(server.port, client.sock)  # its buffers are full: sendall waits
         # curio's own sendall would keep the SSLWantWriteError that made it wait.
         assert raised_and_kept(ssl.SSLWantWriteError) == 0
         client.keep_body = False
