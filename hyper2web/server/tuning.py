@@ -267,10 +267,8 @@ class TunedH2Connection(FastRequests):
     def _sending(self, stream_id: int, size: int, buffer: Any, end_stream: bool) -> Any:
         """The stream, its state machines and both windows moved on for ``size`` body bytes
         (and the stream's end) if all of them may go now; None (nothing changed) if not."""
-        stream = self.streams.get(stream_id)
-        if stream is None or type(buffer) is not bytearray or size == 0 \
-                or size > self.outbound_flow_control_window \
-                or size > stream.outbound_flow_control_window:
+        stream = self._fits(stream_id, size)
+        if stream is None or type(buffer) is not bytearray or size == 0:
             return None
         connection_input(self.state_machine, ConnectionInputs.SEND_DATA)
         stream_input(stream.state_machine, StreamInputs.SEND_DATA)
@@ -283,11 +281,17 @@ class TunedH2Connection(FastRequests):
     def framed_chunk(self, stream_id: int, size: int) -> FramedChunk | None:
         """Room for the next ``size`` body bytes of ``stream_id`` laid out as its frames
         (``framed``), when the windows allow them all now; None otherwise."""
-        stream = self.streams.get(stream_id)
-        if size < _BULK or stream is None or size > self.outbound_flow_control_window \
-                or size > stream.outbound_flow_control_window:
+        if size < _BULK or self._fits(stream_id, size) is None:
             return None
         return FramedChunk(size, self.max_outbound_frame_size)
+
+    def _fits(self, stream_id: int, size: int) -> Any:
+        """The stream, if both windows take ``size`` more body bytes now; else None."""
+        stream = self.streams.get(stream_id)
+        if stream is None or size > self.outbound_flow_control_window \
+                or size > stream.outbound_flow_control_window:
+            return None
+        return stream
 
     def send_framed(self, stream_id: int, chunk: FramedChunk, end_stream: bool) -> bool:
         """Queue a filled ``framed_chunk``, as ``try_send_data`` would have queued its
