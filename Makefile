@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 LOWEST := .venvs/lowest
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve test test-versions bench-reload bench bench-proxy bench-browser profile stress lint format \
+.PHONY: serve test test-versions bench-reload bench bench-proxy bench-floors bench-browser profile stress \
+	lint format \
 	clean dist
 
 $(STAMP): pyproject.toml
@@ -68,6 +69,10 @@ bench: $(BENCH_STAMP)
 # A proxied JSON route: hyper2web vs nginx proxy_pass vs caddy reverse_proxy (bench/PROXY.md).
 bench-proxy: $(BENCH_STAMP)
 	$(BIN)/python bench/proxy_bench.py
+
+# What curio and Python's ssl can reach at best on this host, per target (bench/FLOORS.md).
+bench-floors: $(BENCH_STAMP)
+	$(BIN)/python bench/floors.py
 
 # Page loads in headless Chromium: hyper2web vs vite's dev server vs caddy (bench/BROWSER.md).
 # vite lives in bench/browser/ (package.json and package-lock.json pin it; node_modules is

@@ -1,0 +1,188 @@
+"""A floor server for bench/floors.py: the least a server on curio and Python's ssl does
+to answer a scenario, so the figure it reaches is a ceiling for any server built on them.
+
+    python bench/floor_server.py PORT CERT KEY BODY [--h2lib]
+
+Every request, whatever its path, gets 200 with the bytes of BODY (one fixed answer, as
+nginx's ``return 200``), over HTTP/1.1 or HTTP/2 as ALPN chose. One curio task a
+connection, accepted by ``curio.network.tcp_server``.
+
+- HTTP/1.1: a request is its head up to the blank line; no parsing.
+- HTTP/2 without ``--h2lib``: frames are cut by their 9-byte headers and nothing else is
+  read. A HEADERS frame gets a header block made once (``:status 200`` and the length,
+  from HPACK's static table, so the client's table never changes) and the body in DATA
+  frames of 16 KiB; SETTINGS and PING get their ACKs. No HPACK decoding, no stream
+  states, no flow control (h2load's windows are 1 GiB).
+- HTTP/2 with ``--h2lib``: the h2 library as its documentation uses it (one
+  ``H2Connection``, ``receive_data``, ``send_headers``, ``send_data``), which is the
+  floor of anything that keeps h2's conformance.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+import sys
+from typing import Any
+
+import curio
+from curio import network
+
+FRAME = 16_384
+HEADER = struct.Struct(">HBBBL")  # a frame header: length (3 bytes as H + B), type, flags, id
+STREAM_ID = struct.Struct(">L")
+DATA, HEADERS, SETTINGS, PING = 0x0, 0x1, 0x4, 0x6
+ACK, END_STREAM, END_HEADERS = 0x1, 0x1, 0x4
+
+
+def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    size = len(payload)
+    return HEADER.pack(size >> 8, size & 0xFF, kind, flags, stream) + payload
+
+
+class RawAnswer:
+    """The canned HTTP/2 answer, framed once for stream 0: each request has its stream id
+    written into the frame headers in place, so a large body is never copied again."""
+
+    def __init__(self, body: bytes) -> None:
+        length = str(len(body)).encode()
+        # 0x88 = indexed :status 200; 0x0f 0x0d = content-length (static 28), not indexed
+        block = b"\x88\x0f\x0d" + bytes([len(length)]) + length
+        pieces = [body[i:i + FRAME] for i in range(0, len(body), FRAME)] or [b""]
+        parts = [frame(HEADERS, END_HEADERS, 0, block)]
+        parts += [frame(DATA, END_STREAM if number == len(pieces) - 1 else 0, 0, piece)
+                  for number, piece in enumerate(pieces)]
+        self.offsets = [sum(map(len, parts[:n])) + 5 for n in range(len(parts))]
+        self.framed = bytearray(b"".join(parts))
+        self.large = len(self.framed) > 65_536
+
+    def for_stream(self, stream: int) -> bytearray:
+        """The framed answer, now for ``stream``: valid until the next call."""
+        for offset in self.offsets:
+            STREAM_ID.pack_into(self.framed, offset, stream)
+        return self.framed
+
+
+async def serve_raw_h2(sock: curio.io.Socket, answer: RawAnswer) -> None:
+    await sock.sendall(frame(SETTINGS, 0, 0, b""))
+    buffer = b""
+    preface = 24
+    while True:
+        data = await sock.recv(65_536)
+        if not data:
+            return
+        buffer += data
+        if preface:
+            taken = min(preface, len(buffer))
+            buffer, preface = buffer[taken:], preface - taken
+        out = []
+        while len(buffer) >= 9:
+            high, low, kind, flags, stream = HEADER.unpack_from(buffer)
+            size = (high << 8) | low
+            if len(buffer) < 9 + size:
+                break
+            payload, buffer = buffer[9:9 + size], buffer[9 + size:]
+            if kind == HEADERS and answer.large:
+                if out:
+                    await sock.sendall(b"".join(out))
+                    out = []
+                await sock.sendall(answer.for_stream(stream & 0x7FFF_FFFF))
+            elif kind == HEADERS:
+                out.append(bytes(answer.for_stream(stream & 0x7FFF_FFFF)))
+            elif kind == SETTINGS and not flags & ACK:
+                out.append(frame(SETTINGS, ACK, 0, b""))
+            elif kind == PING and not flags & ACK:
+                out.append(frame(PING, ACK, 0, payload))
+        if out:
+            await sock.sendall(b"".join(out))
+
+
+async def serve_h2lib(sock: curio.io.Socket, body: bytes) -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    await sock.sendall(conn.data_to_send())
+    fields = [(":status", "200"), ("content-length", str(len(body)))]
+    left: dict[int, memoryview] = {}  # stream -> what its window has not let out yet
+    while True:
+        data = await sock.recv(65_536)
+        if not data:
+            return
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                conn.send_headers(event.stream_id, fields)
+                left[event.stream_id] = memoryview(body)
+            elif isinstance(event, h2.events.StreamReset):
+                left.pop(event.stream_id, None)
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                await sock.sendall(conn.data_to_send())
+                return
+        for stream in list(left):
+            send_within_window(conn, stream, left)
+        out = conn.data_to_send()
+        if out:
+            await sock.sendall(out)
+
+
+def send_within_window(conn: Any, stream: int, left: dict[int, memoryview]) -> None:
+    """As much of the stream's body as the windows allow, in frames h2 sizes; the end of
+    the stream once all of it is out."""
+    rest = left[stream]
+    while rest:
+        size = min(conn.local_flow_control_window(stream), conn.max_outbound_frame_size,
+                   len(rest))
+        if size <= 0:
+            left[stream] = rest
+            return
+        conn.send_data(stream, rest[:size].tobytes())
+        rest = rest[size:]
+    conn.end_stream(stream)
+    del left[stream]
+
+
+async def serve_h1(sock: curio.io.Socket, body: bytes) -> None:
+    answer = (b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body)) + body
+    buffer = b""
+    while True:
+        data = await sock.recv(65_536)
+        if not data:
+            return
+        buffer += data
+        count = buffer.count(b"\r\n\r\n")
+        if count:
+            buffer = buffer[buffer.rindex(b"\r\n\r\n") + 4:]
+            await sock.sendall(answer * count)
+
+
+def main() -> None:
+    port, cert, key, body_path = sys.argv[1:5]
+    use_h2lib = "--h2lib" in sys.argv[5:]
+    body = open(body_path, "rb").read()
+    raw = RawAnswer(body)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+
+    async def client(sock: curio.io.Socket, _address: object) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await sock.do_handshake()
+            if sock.selected_alpn_protocol() == "h2":
+                await (serve_h2lib(sock, body) if use_h2lib else serve_raw_h2(sock, raw))
+            else:
+                await serve_h1(sock, body)
+        except (OSError, ssl.SSLError):
+            pass
+
+    async def serve() -> None:
+        await network.tcp_server("127.0.0.1", int(port), client, backlog=2048, ssl=context)
+
+    curio.run(serve)
+
+
+if __name__ == "__main__":
+    main()
