@@ -7,7 +7,8 @@ same interleaved rounds as hyper2web and granian, on the same pinned cores:
 - ``floor``: curio and Python's ssl, nothing else. HTTP/2 frames are cut by their
   headers and answered with one answer framed in advance; no HPACK decoding, no stream
   states, no file. Whatever hyper2web does, it does on top of this.
-- ``floor-h2``: the same with the h2 library doing HTTP/2 as its documentation shows.
+- ``floor-libs``: the same with h2 and h11 doing HTTP/2 and HTTP/1.1 as their
+  documentation shows.
 
 A target whose line (the figure hyper2web must reach) is above ``floor`` is out of reach
 for any server on curio and Python's ssl on this host. Also measured: the interpreter and
@@ -42,7 +43,7 @@ BODIES = {"S3": "files/large.bin", "S5": "modules/m000.js"}  # else index.html
 # The lines of scenarios.py: a factor of granian's figure, or a value (KB, ms).
 AGAINST_GRANIAN = {"S1": 1.2, "S3": 1.0, "S4h": 1.0, "S5": 1.2, "S10": 1.0}
 AT_MOST = {"S7": 20.0, "S8": 100.0}
-COLUMNS = ("floor", "floor-h2", "hyper2web", "granian")
+COLUMNS = ("floor", "floor-libs", "hyper2web", "granian")
 IMPORTS = [
     ("the interpreter (`-c pass`)", "pass"),
     ("+ curio, ssl", "import curio, ssl"),
@@ -59,12 +60,12 @@ class Floor(Server):
     """bench/floor_server.py answering every request with one file's bytes."""
 
     body: str = "index.html"
-    h2lib: bool = False
+    libs: bool = False
 
     def command(self, port: int) -> list[str]:
         return [sys.executable, str(BENCH / "floor_server.py"), str(port),
                 str(self.paths.cert), str(self.paths.key), str(self.paths.public / self.body),
-                *(["--h2lib"] if self.h2lib else [])]
+                *(["--libs"] if self.libs else [])]
 
 
 class FloorBench(Bench):
@@ -74,11 +75,11 @@ class FloorBench(Bench):
         super().__init__(scratch)
         cpu = self.server_cpu
         self.servers = [Floor("floor", self.paths, cpu),
-                        Floor("floor-h2", self.paths, cpu, h2lib=True),
+                        Floor("floor-libs", self.paths, cpu, libs=True),
                         Hyper2web("hyper2web", self.paths, cpu),
                         Granian("granian", self.paths, cpu)]
         self.by_body = {(floor.name, body): Floor(f"{floor.name}-{Path(body).stem}", self.paths,
-                                                  cpu, body=body, h2lib=floor.h2lib)
+                                                  cpu, body=body, libs=floor.libs)
                         for floor in self.servers[:2] for body in set(BODIES.values())}
 
     def start(self) -> None:
@@ -98,10 +99,8 @@ class FloorBench(Bench):
 
 
 def scenarios() -> list[Scenario]:
-    """S1, S3, S4h, S5 and S10 as make bench runs them (S10: one floor, its HTTP/1.1 is
-    the same with or without h2)."""
-    chosen = [BY_KEY[key] for key in KEYS]
-    return [dataclasses.replace(s, skip=("floor-h2",) if s.h1 else ()) for s in chosen]
+    """S1, S3, S4h, S5 and S10 as make bench runs them, on every server."""
+    return [dataclasses.replace(BY_KEY[key], skip=()) for key in KEYS]
 
 
 def measure(bench: FloorBench) -> None:
@@ -196,16 +195,11 @@ def table(bench: FloorBench) -> list[str]:
         scenario = BY_KEY[key]
         target = (f"<= {AT_MOST[key]:g} {scenario.unit}" if key in AT_MOST
                   else f">= {AGAINST_GRANIAN[key]:.1f}x granian")
-        cells = [report.number(figure(bench, key, name), scenario.unit)
-                 if name not in scenario_skip(key) else "-" for name in COLUMNS]
+        cells = [report.number(figure(bench, key, name), scenario.unit) for name in COLUMNS]
         rows.append(f"| {key} {scenario.title}, {scenario.unit} | {target} | "
                      f"{report.number(the_line(bench, key), scenario.unit)} | "
                      + " | ".join(cells) + f" | {verdict(bench, key)} |")
     return rows
-
-
-def scenario_skip(key: str) -> tuple[str, ...]:
-    return ("floor-h2",) if BY_KEY[key].h1 else ()
 
 
 def write(bench: FloorBench, imports: list[tuple[str, str, float]], crypto: list[str],
@@ -220,10 +214,10 @@ def write(bench: FloorBench, imports: list[tuple[str, str, float]], crypto: list
         f"{ROUNDS} interleaved rounds, the servers on one core and h2load on the other, as "
         "in `make bench`. `floor` is curio and Python's ssl answering every request with "
         "one answer made in advance (HTTP/2 frames cut by their headers, no HPACK "
-        "decoding, no stream states, no file); `floor-h2` is the same with the h2 library "
-        "doing HTTP/2 as documented. The line is the figure hyper2web must reach for its "
-        "target. Where the floor is below the line, no server on curio and Python's ssl "
-        "reaches the target on this host.", "",
+        "decoding, no stream states, no file); `floor-libs` is the same with h2 and h11 "
+        "doing HTTP/2 and HTTP/1.1 as documented. The line is the figure hyper2web must "
+        "reach for its target. Where the floor is below the line, no server on curio and "
+        "Python's ssl reaches the target on this host.", "",
         *table(bench), "",
         f"Total time: {elapsed:.0f} s. Failed requests: {bench.total_bad()}. "
         + report.noise_summary(bench.noise), "",
