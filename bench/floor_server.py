@@ -34,6 +34,7 @@ import curio
 from curio import network, traps
 
 FRAME = 16_384
+CORK_ABOVE = 64 * 1024
 HEADER = struct.Struct(">HBBBL")  # a frame header: length (3 bytes as H + B), type, flags, id
 STREAM_ID = struct.Struct(">L")
 DATA, HEADERS, SETTINGS, PING = 0x0, 0x1, 0x4, 0x6
@@ -53,6 +54,19 @@ async def receive(sock: curio.io.Socket, size: int) -> bytes:
         except ssl.SSLWantWriteError:
             wait = traps._write_wait
         await wait(raw)
+
+
+async def send(sock: curio.io.Socket, data: bytes | bytearray) -> None:
+    """``sock.sendall``, corked (``TCP_CORK``) while a large write lasts, as hyper2web's
+    writes are: OpenSSL's 16 KB records then leave as full segments."""
+    if len(data) <= CORK_ABOVE:
+        await sock.sendall(data)
+        return
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    try:
+        await sock.sendall(data)
+    finally:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
 
 
 def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
@@ -84,7 +98,7 @@ class RawAnswer:
 
 
 async def serve_raw_h2(sock: curio.io.Socket, answer: RawAnswer) -> None:
-    await sock.sendall(frame(SETTINGS, 0, 0, b""))
+    await send(sock, frame(SETTINGS, 0, 0, b""))
     buffer = b""
     preface = 24
     while True:
@@ -104,9 +118,9 @@ async def serve_raw_h2(sock: curio.io.Socket, answer: RawAnswer) -> None:
             payload, buffer = buffer[9:9 + size], buffer[9 + size:]
             if kind == HEADERS and answer.large:
                 if out:
-                    await sock.sendall(b"".join(out))
+                    await send(sock, b"".join(out))
                     out = []
-                await sock.sendall(answer.for_stream(stream & 0x7FFF_FFFF))
+                await send(sock, answer.for_stream(stream & 0x7FFF_FFFF))
             elif kind == HEADERS:
                 out.append(bytes(answer.for_stream(stream & 0x7FFF_FFFF)))
             elif kind == SETTINGS and not flags & ACK:
@@ -114,7 +128,7 @@ async def serve_raw_h2(sock: curio.io.Socket, answer: RawAnswer) -> None:
             elif kind == PING and not flags & ACK:
                 out.append(frame(PING, ACK, 0, payload))
         if out:
-            await sock.sendall(b"".join(out))
+            await send(sock, b"".join(out))
 
 
 async def serve_h2lib(sock: curio.io.Socket, body: bytes) -> None:
@@ -124,7 +138,7 @@ async def serve_h2lib(sock: curio.io.Socket, body: bytes) -> None:
 
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
     conn.initiate_connection()
-    await sock.sendall(conn.data_to_send())
+    await send(sock, conn.data_to_send())
     fields = [(":status", "200"), ("content-length", str(len(body)))]
     left: dict[int, memoryview] = {}  # stream -> what its window has not let out yet
     while True:
@@ -138,13 +152,13 @@ async def serve_h2lib(sock: curio.io.Socket, body: bytes) -> None:
             elif isinstance(event, h2.events.StreamReset):
                 left.pop(event.stream_id, None)
             elif isinstance(event, h2.events.ConnectionTerminated):
-                await sock.sendall(conn.data_to_send())
+                await send(sock, conn.data_to_send())
                 return
         for stream in list(left):
             send_within_window(conn, stream, left)
         out = conn.data_to_send()
         if out:
-            await sock.sendall(out)
+            await send(sock, out)
 
 
 def send_within_window(conn: Any, stream: int, left: dict[int, memoryview]) -> None:
@@ -174,7 +188,7 @@ async def serve_h1(sock: curio.io.Socket, body: bytes) -> None:
         count = buffer.count(b"\r\n\r\n")
         if count:
             buffer = buffer[buffer.rindex(b"\r\n\r\n") + 4:]
-            await sock.sendall(answer * count)
+            await send(sock, answer * count)
 
 
 async def serve_h11(sock: curio.io.Socket, body: bytes) -> None:
@@ -188,7 +202,7 @@ async def serve_h11(sock: curio.io.Socket, body: bytes) -> None:
         if event is h11.NEED_DATA:
             conn.receive_data(await receive(sock, 65_536))
         elif isinstance(event, h11.Request):
-            await sock.sendall(conn.send(head) + conn.send(h11.Data(data=body))
+            await send(sock, conn.send(head) + conn.send(h11.Data(data=body))
                                + conn.send(h11.EndOfMessage()))
         elif isinstance(event, h11.EndOfMessage):
             conn.start_next_cycle()
