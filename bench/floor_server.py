@@ -3,9 +3,10 @@ to answer a scenario, so the figure it reaches is a ceiling for any server built
 
     python bench/floor_server.py PORT CERT KEY BODY [--libs]
 
-Every request, whatever its path, gets 200 with the bytes of BODY (one fixed answer, as
-nginx's ``return 200``), over HTTP/1.1 or HTTP/2 as ALPN chose. One curio task a
-connection, accepted by ``curio.network.tcp_server``; reads wait as hyper2web's do.
+TLS is set up as hyper2web sets it up (``make_ssl_context``). Every request, whatever its
+path, gets 200 with the bytes of BODY (one fixed answer, as nginx's ``return 200``), over
+HTTP/1.1 or HTTP/2 as ALPN chose. One curio task a connection, accepted by
+``curio.network.tcp_server``; reads wait and large writes are corked as hyper2web's are.
 
 - HTTP/1.1 without ``--libs``: a request is its head up to the blank line; no parsing.
 - HTTP/1.1 with ``--libs``: the h11 library as its documentation uses it (one
@@ -13,7 +14,8 @@ connection, accepted by ``curio.network.tcp_server``; reads wait as hyper2web's 
 - HTTP/2 without ``--libs``: frames are cut by their 9-byte headers and nothing else is
   read. A HEADERS frame gets a header block made once (``:status 200`` and the length,
   from HPACK's static table, so the client's table never changes) and the body in DATA
-  frames of 16 KiB; SETTINGS and PING get their ACKs. No HPACK decoding, no stream
+  frames of 16 KiB, framed once (only the stream id is written per answer); SETTINGS and
+  PING get their ACKs. No HPACK decoding, no stream
   states, no flow control (h2load's windows are 1 GiB).
 - HTTP/2 with ``--libs``: the h2 library as its documentation uses it (one
   ``H2Connection``, ``receive_data``, ``send_headers``, ``send_data`` within the windows).
@@ -31,7 +33,10 @@ import sys
 from typing import Any
 
 import curio
+import repo_path  # noqa: F401 - the repository root on sys.path
 from curio import network, traps
+
+from hyper2web.server.tls import make_ssl_context
 
 FRAME = 16_384
 CORK_ABOVE = 64 * 1024
@@ -215,9 +220,9 @@ def main() -> None:
     libs = "--libs" in sys.argv[5:]
     body = open(body_path, "rb").read()
     raw = RawAnswer(body)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    context.set_alpn_protocols(["h2", "http/1.1"])
+    # hyper2web's own TLS set-up (the client's cipher choice, AES-128-GCM; no session
+    # tickets), so the floor and hyper2web do the same cryptography.
+    context = make_ssl_context(cert, key)
 
     async def client(sock: curio.io.Socket, _address: object) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

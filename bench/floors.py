@@ -32,6 +32,7 @@ from pathlib import Path
 import footprint
 import report
 import servers
+from loadgen import Run
 from peer_servers import Granian
 from run import Bench, compile_bytecode, need, raise_file_limit
 from scenarios import BY_KEY, ROUNDS, Scenario
@@ -81,6 +82,15 @@ class FloorBench(Bench):
         self.by_body = {(floor.name, body): Floor(f"{floor.name}-{Path(body).stem}", self.paths,
                                                   cpu, body=body, libs=floor.libs)
                         for floor in self.servers[:2] for body in set(BODIES.values())}
+        self.load_cores: dict[str, list[float]] = {}  # key:column -> h2load's cores a run
+
+    def h2load_run(self, scenario: Scenario, server: Server, pinned: bool = True,
+                   column: str = "") -> Run:
+        """The run, and how much of its core h2load used (is the client the limit?)."""
+        run = super().h2load_run(scenario, server, pinned, column)
+        self.load_cores.setdefault(f"{scenario.key}:{column or server.name}", []).append(
+            run.client)
+        return run
 
     def start(self) -> None:
         super().start()
@@ -202,6 +212,17 @@ def table(bench: FloorBench) -> list[str]:
     return rows
 
 
+def load_table(bench: FloorBench) -> list[str]:
+    """How much of its core h2load used, median per scenario and server: near 1.0 the
+    load generator, not the server, sets the figure."""
+    rows = ["| scenario | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    for key in KEYS:
+        cells = [f"{statistics.median(found):.2f}" if (found := bench.load_cores.get(
+            f"{key}:{name}")) else "-" for name in COLUMNS]
+        rows.append(f"| {key} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def write(bench: FloorBench, imports: list[tuple[str, str, float]], crypto: list[str],
           elapsed: float) -> None:
     commands = sorted({shlex.join(servers.pin(s.cpu) + s.command(s.port))
@@ -221,6 +242,11 @@ def write(bench: FloorBench, imports: list[tuple[str, str, float]], crypto: list
         *table(bench), "",
         f"Total time: {elapsed:.0f} s. Failed requests: {bench.total_bad()}. "
         + report.noise_summary(bench.noise), "",
+        "## h2load's own core", "",
+        "The share of its core h2load used during each server's runs (median). Near 1.00 "
+        "the load generator, not the server, sets the figure: that floor is then higher "
+        "still.", "",
+        *load_table(bench), "",
         "## Starting Python and importing", "",
         f"Launch to exit, median of {IMPORT_RUNS}, on the server's core:", "",
         *(f"- {label}: {ms:.0f} ms" for label, _, ms in imports), "",

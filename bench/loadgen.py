@@ -24,6 +24,7 @@ class Run:
     bad: int = 0  # failed, errored, timed out, unfinished, or with an unexpected status
     problem: str = ""
     others: float = 0.0  # cores used by processes other than this server and h2load
+    client: float = 0.0  # cores h2load itself used
     steal: float = 0.0  # cores taken by the hypervisor
 
 
@@ -31,6 +32,12 @@ def machine_cpu() -> tuple[float, float]:
     """(user + nice + system, steal) seconds of all CPUs, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return sum(values[:3]) / servers.CLOCK_TICKS, values[7] / servers.CLOCK_TICKS
+
+
+def children_cpu() -> float:
+    """CPU seconds of the children this process has waited for (the h2load runs)."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def own_cpu() -> float:

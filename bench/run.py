@@ -33,7 +33,7 @@ import footprint
 import repo_path  # noqa: F401 - the repository root on sys.path, for tests.*
 import report
 import servers
-from loadgen import Run, h2load, machine_cpu, own_cpu
+from loadgen import Run, children_cpu, h2load, machine_cpu, own_cpu
 from peer_servers import Caddy, Granian, GranianH1
 from scenarios import IDLE_CONNECTIONS, NAMES, NOISY, ROUNDS, SCENARIOS, STARTS, Scenario
 from servers import Hyper2web, Hypercorn, Nginx, Paths, Server
@@ -137,9 +137,11 @@ class Bench:
             url = f"https://{HOST}:{server.port}{scenario.path}"
         busy, steal = machine_cpu()
         ours = own_cpu() + server.cpu_seconds()
+        client = children_cpu()
         started = time.perf_counter()
         run = h2load(args, url, scenario.expect, self.client_cpu if pinned else self.every_cpu)
         wall = time.perf_counter() - started
+        run.client = (children_cpu() - client) / wall
         busy_after, steal_after = machine_cpu()
         ours = own_cpu() + server.cpu_seconds() - ours
         run.others = max(0.0, (busy_after - busy) - ours) / wall
