@@ -15,8 +15,8 @@ HTTP/1.1 or HTTP/2 as ALPN chose. One curio task a connection, accepted by
   read. A HEADERS frame gets a header block made once (``:status 200`` and the length,
   from HPACK's static table, so the client's table never changes) and the body in DATA
   frames of 16 KiB, framed once (only the stream id is written per answer); SETTINGS and
-  PING get their ACKs. No HPACK decoding, no stream
-  states, no flow control (h2load's windows are 1 GiB).
+  PING get their ACKs. No HPACK decoding, no stream states, no flow control (h2load's
+  windows are 1 GiB).
 - HTTP/2 with ``--libs``: the h2 library as its documentation uses it (one
   ``H2Connection``, ``receive_data``, ``send_headers``, ``send_data`` within the windows).
 
@@ -94,6 +94,13 @@ class RawAnswer:
         self.offsets = [sum(map(len, parts[:n])) + 5 for n in range(len(parts))]
         self.framed = bytearray(b"".join(parts))
         self.large = len(self.framed) > 65_536
+
+    def copy(self) -> RawAnswer:
+        """The same answer in a buffer of its own: a connection writes its stream ids into
+        it while another connection's write of its own copy may still be waiting."""
+        twin = object.__new__(RawAnswer)
+        twin.offsets, twin.framed, twin.large = self.offsets, bytearray(self.framed), self.large
+        return twin
 
     def for_stream(self, stream: int) -> bytearray:
         """The framed answer, now for ``stream``: valid until the next call."""
@@ -229,7 +236,7 @@ def main() -> None:
         try:
             await sock.do_handshake()
             if sock.selected_alpn_protocol() == "h2":
-                await (serve_h2lib(sock, body) if libs else serve_raw_h2(sock, raw))
+                await (serve_h2lib(sock, body) if libs else serve_raw_h2(sock, raw.copy()))
             else:
                 await (serve_h11(sock, body) if libs else serve_h1(sock, body))
         except (OSError, ssl.SSLError, curio.TaskCancelled):

@@ -12,7 +12,7 @@ same interleaved rounds as hyper2web and granian, on the same pinned cores:
 
 A target whose line (the figure hyper2web must reach) is above ``floor`` is out of reach
 for any server on curio and Python's ssl on this host. Also measured: the interpreter and
-the imports a start needs, and OpenSSL's own speed. Writes bench/FLOORS.md (about 4
+the imports a start needs, and OpenSSL's own speed. Writes bench/FLOORS.md (about 3
 minutes).
 """
 
@@ -123,8 +123,7 @@ def measure(bench: FloorBench) -> None:
         shift = number % len(bench.servers)
         order = bench.servers[shift:] + bench.servers[:shift]
         for scenario in scenarios():
-            line = [bench.measure(scenario, server, number + 1)
-                    for server in order if server.name not in scenario.skip]
+            line = [bench.measure(scenario, server, number + 1) for server in order]
             print(f"    {scenario.key} {scenario.unit}: " + ", ".join(line), flush=True)
     print("  S8: starts", flush=True)
     footprint.startup(bench)
